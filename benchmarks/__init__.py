@@ -1,0 +1,1 @@
+"""Performance harness: `make bench` runs every benchmarks/bench_*.py (speed never lives in tests)."""
