@@ -1,0 +1,247 @@
+"""`tito nbgrader ...`: the instructor pipeline on real nbgrader (generate, collect, autograde, feedback, grades)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tito.core.console import console
+from tito.core.course import Course, autograde, check_grading_kernel, generate, notebook_name, prepare_grading_environment, quiet_sqlalchemy
+from tito.core.errors import TitoError
+from tito.core.intake import collect
+from tito.core.manifest import discover, resolve, select
+from tito.core.source import read_source
+from tito.core.stubs import hidden_test_lines
+from tito.core.workspace import Workspace
+
+app = typer.Typer(help="Grade with nbgrader: release, collect, autograde, feedback, grades.", no_args_is_help=True)
+
+
+def _course() -> Course:
+    return Course.of(Workspace.find())
+
+
+@app.command("generate")
+def generate_command(module: str = typer.Argument(None), all_: bool = typer.Option(False, "--all")) -> None:
+    """Module source -> grading/source (jupytext) -> grading/release (nbgrader generate_assignment)."""
+    course = _course()
+    run_generate(course, select(course.ws, module, all_))
+
+
+def run_generate(course: Course, modules) -> None:
+    api = course.api()
+    for m in modules:
+        release = generate(course, m, api)
+        console.print(f"{m.name:<18} released {release.relative_to(course.ws.root)}")
+
+
+@app.command("collect")
+def collect_command(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of <student_id>.ipynb / .zip files"),
+    force: bool = typer.Option(False, "--force", help="replace submissions already collected"),
+) -> None:
+    """Take in a folder of submissions (one notebook or zip per student, named by student id)."""
+    run_collect(_course(), folder, force)
+
+
+def run_collect(course: Course, folder: Path, force: bool) -> None:
+    modules = [m for m in discover(course.ws) if course.release_notebook(m).exists()]
+    if not modules:
+        raise TitoError("no module has been released yet; run `tito nbgrader generate --all` first")
+    placed, rejected = collect(course, folder, modules, force)
+    prepare_grading_environment(course.ws)
+    with quiet_sqlalchemy(), course.gradebook() as gb:
+        for p in placed:
+            gb.update_or_create_student(p.student)
+    for p in placed:
+        console.print(f"collected {p.student}/{p.module}" + "".join(f"\n  note: {n}" for n in p.notes))
+    for r in rejected:
+        console.print(f"[yellow]not collected[/] {r.item}: {r.reason}")
+    console.print(f"{len(placed)} collected, {len(rejected)} not collected")
+    if not placed and rejected:
+        raise TitoError("nothing could be collected (reasons above)")
+
+
+def _graded(course: Course, module, student: str) -> bool:
+    return course.autograded_notebook(student, module).exists()
+
+
+@app.command("autograde")
+def autograde_command(
+    module: str = typer.Argument(...),
+    student: str = typer.Option(None, "--student", help="grade only this student"),
+    force: bool = typer.Option(False, "--force", help="grade again submissions that already have a grade"),
+) -> None:
+    """Autograde every collected submission of a module into the gradebook."""
+    course = _course()
+    run_autograde(course, resolve(course.ws, module), student, force)
+
+
+def run_autograde(course: Course, m, student: str | None = None, force: bool = False) -> None:
+    if not course.release_notebook(m).exists():
+        raise TitoError(f"{m.name} has not been released; run `tito nbgrader generate {m.name}` first")
+    students = course.submitted_students(m)
+    if student:
+        if student not in students:
+            raise TitoError(f"unknown student {student!r} for {m.name}; collected: {', '.join(students) or 'none'}")
+        students = [student]
+    todo = [s for s in students if force or not _graded(course, m, s)]
+    skipped = len(students) - len(todo)
+    if skipped:
+        console.print(f"{skipped} submission(s) already graded, kept as recorded (use --force to grade again)")
+    if not todo:
+        console.print("nothing to grade")
+        return
+    console.print(f"grading kernel imports {check_grading_kernel(course.ws)}")
+    api = course.api()
+    failures = []
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    start = time.perf_counter()
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"autograde {m.name}", total=len(todo), rate="")
+        for done, s in enumerate(todo, 1):
+            try:
+                autograde(course, m, s, api)
+            except TitoError as exc:
+                failures.append((s, str(exc)))
+            elapsed = time.perf_counter() - start
+            bar.update(task, advance=1, rate=f"{done / elapsed * 60:.1f}/min")
+    _print_scores(course, m, todo)
+    for s, reason in failures:
+        console.print(f"[red]could not grade {s}[/]: {reason}")
+    if failures:
+        raise TitoError(f"{len(failures)} of {len(todo)} submission(s) could not be graded (reasons above); the rest are recorded")
+
+
+def _print_scores(course: Course, m, students: list[str]) -> None:
+    table = Table(title=f"{m.name} scores")
+    table.add_column("student")
+    table.add_column("score")
+    with quiet_sqlalchemy(), course.gradebook() as gb:
+        for s in students:
+            try:
+                sub = gb.find_submission(m.name, s)
+                table.add_row(s, f"{sub.score:g} / {sub.max_score:g}")
+            except Exception:
+                table.add_row(s, "not graded")
+    console.print(table)
+
+
+@app.command("feedback")
+def feedback_command(module: str = typer.Argument(...)) -> None:
+    """HTML feedback for every autograded submission, with hidden tests removed."""
+    course = _course()
+    run_feedback(course, resolve(course.ws, module))
+
+
+def run_feedback(course: Course, m) -> None:
+    api = course.api()
+    with quiet_sqlalchemy():
+        result = api.generate_feedback(m.name, force=True)
+    if not result.get("success"):
+        raise TitoError(f"nbgrader generate_feedback {m.name} failed:\n{(result.get('log') or '')[-1500:]}")
+    hidden = hidden_test_lines(read_source(m).notebook)
+    pages = sorted((course.root / "feedback").glob(f"*/{m.name}/*.html"))
+    for page in pages:
+        # Highlighted code is split into <span>s and escaped: compare against the visible text.
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+        leaked = [line for line in hidden if line in text]
+        if "BEGIN HIDDEN TESTS" in text or leaked:
+            page.unlink()
+            raise TitoError(f"{page} showed hidden tests and was deleted; check grading/nbgrader_config.py")
+    console.print(f"{len(pages)} feedback page(s) under {(course.root / 'feedback').relative_to(course.ws.root)}/*/{m.name}/")
+
+
+@app.command("export")
+def export_grades_command(out: Path = typer.Option(None, "--out", help="CSV file (default grading/grades.csv)")) -> None:
+    """One row per student, one column per module, plus the total."""
+    course = _course()
+    run_export_grades(course, out or course.root / "grades.csv")
+
+
+def grade_rows(course: Course) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per student in the gradebook, one column per module, plus the total."""
+    modules = discover(course.ws)
+    prepare_grading_environment(course.ws)
+    with quiet_sqlalchemy(), course.gradebook() as gb:
+        students = sorted(s.id for s in gb.students)
+        rows = []
+        for student in students:
+            scores = []
+            for m in modules:
+                try:
+                    scores.append(gb.find_submission(m.name, student).score)
+                except Exception:
+                    scores.append(0.0)
+            rows.append([student, *[f"{s:g}" for s in scores], f"{sum(scores):g}"])
+    header = ["student", *[m.name for m in modules], "total"]
+    maximum = ["(max)", *[f"{m.points:g}" for m in modules], f"{sum(m.points for m in modules):g}"]
+    return header, [maximum, *rows]
+
+
+def run_export_grades(course: Course, out: Path) -> list[list[str]]:
+    header, rows = grade_rows(course)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    console.print(f"{len(rows) - 1} student(s) written to {out}")
+    return [header, *rows]
+
+
+@app.command("status")
+def status_command(module: str = typer.Argument(None)) -> None:
+    """Per module: submissions, graded, needing manual grading, mean score."""
+    course = _course()
+    modules = [resolve(course.ws, module)] if module else discover(course.ws)
+    prepare_grading_environment(course.ws)
+    table = Table(title="grading status")
+    for column in ("module", "released", "submitted", "graded", "manual grading", "mean score"):
+        table.add_column(column)
+    with quiet_sqlalchemy(), course.gradebook() as gb:
+        for m in modules:
+            students = course.submitted_students(m)
+            graded, manual, scores = 0, 0, []
+            for s in students:
+                if not _graded(course, m, s):
+                    continue
+                sub = gb.find_submission(m.name, s)
+                graded += 1
+                manual += bool(sub.needs_manual_grade)
+                scores.append(sub.score)
+            mean = f"{sum(scores) / len(scores):.1f} / {m.points:g}" if scores else "-"
+            table.add_row(m.name, "yes" if course.release_notebook(m).exists() else "no",
+                          str(len(students)), str(graded), str(manual), mean)
+    console.print(table)
+
+
+@app.command("validate")
+def validate_command(notebook: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Run a notebook's tests the way the grader will; exits non-zero if any test fails."""
+    from nbgrader.validator import Validator
+
+    ws = Workspace.find()
+    prepare_grading_environment(ws)
+    config = Course.of(ws).config()
+    try:
+        results = Validator(config=config).validate(str(notebook.resolve()))
+    except Exception as exc:  # invalid JSON, missing kernel: say so instead of a traceback
+        raise TitoError(f"{notebook}: could not validate ({str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__})")
+    failed = results.get("failed", []) + results.get("type_changed", [])
+    changed = results.get("changed", [])
+    for cell in failed:
+        console.print(f"[red]failed[/]: {cell.get('source', '')[:200]}\n{cell.get('error', '')[-800:]}", markup=True)
+    for cell in changed:
+        console.print(f"[yellow]a read-only test cell was edited[/] (the grader will restore it): {cell.get('source', '')[:120]}")
+    if failed:
+        raise TitoError(f"{len(failed)} cell(s) fail in {notebook.name}; fix them before you submit")
+    console.print(f"[green]{notebook.name}: all tests pass[/]" + (" (edited read-only cells will be restored by the grader)" if changed else ""))

@@ -1,0 +1,88 @@
+"""`tito student-edition OUT_DIR`: a workspace for students, with no solution code anywhere in it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import jupytext
+import typer
+
+from tito.core.console import console
+from tito.core.errors import TitoError
+from tito.core.exporter import ensure_package_inits, export
+from tito.core.manifest import discover
+from tito.core.source import read_source
+from tito.core.stubs import find_leaks, solution_lines, strip_solutions
+from tito.core.workspace import Workspace
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Files copied as they are; everything else a student gets is generated below.
+COPIED_FILES = ("pyproject.toml", "settings.ini", "Makefile", ".gitignore")
+MODULE_FILES = ("module.yaml", "README.md")
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+
+
+def build_student_edition(ws: Workspace, out: Path) -> list[str]:
+    """Write the student edition into `out` (which must not exist yet); returns the modules included."""
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()):
+        raise TitoError(f"{out} already exists and is not empty; choose a new folder "
+                        "(tito never overwrites a student's work)")
+    if out.is_relative_to(ws.root) and not out.is_relative_to(ws.root / "demo-out"):
+        raise TitoError(f"{out} is inside the course repository; write the student edition somewhere else")
+    modules = discover(ws)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        secrets: set[str] = set()
+        for name in COPIED_FILES:
+            if (ws.root / name).exists():
+                shutil.copy2(ws.root / name, staging / name)
+        shutil.copy2(TEMPLATES / "student_README.md", staging / "README.md")
+        shutil.copytree(ws.root / "tito", staging / "tito", ignore=IGNORE)
+        for init in ws.package_dir.rglob("__init__.py"):
+            target = staging / init.relative_to(ws.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(init, target)
+        for m in modules:
+            source = read_source(m)
+            secrets |= solution_lines(source.notebook)
+            folder = staging / m.folder.relative_to(ws.root)
+            folder.mkdir(parents=True)
+            for name in MODULE_FILES:
+                if (m.folder / name).exists():
+                    shutil.copy2(m.folder / name, folder / name)
+            jupytext.write(strip_solutions(source.notebook), folder / m.source.name, fmt="py:percent")
+            tests = ws.tests_dir / "modules" / m.name
+            if tests.is_dir():
+                shutil.copytree(tests, staging / tests.relative_to(ws.root), ignore=IGNORE)
+        for extra in ("conftest.py", "__init__.py"):
+            for name in (ws.tests_dir / extra, ws.tests_dir / "modules" / extra):
+                if name.exists():
+                    (staging / name.relative_to(ws.root)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(name, staging / name.relative_to(ws.root))
+        student_ws = Workspace(staging)
+        for m in discover(student_ws):
+            export(student_ws, m)
+        ensure_package_inits(student_ws.package_dir)
+        leaks = find_leaks(staging, secrets)
+        if leaks:
+            raise TitoError("solution lines would leak into the student edition:\n  " + "\n  ".join(leaks[:20])
+                            + "\nremove them from those files (tests must not copy solution lines)")
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [m.name for m in modules]
+
+
+def student_edition_command(out_dir: Path = typer.Argument(..., help="new folder for the student workspace")) -> None:
+    """Write a student workspace: stubbed sources, visible tests, a tinytorch/ exported from the stubs, tito."""
+    ws = Workspace.find()
+    names = build_student_edition(ws, out_dir)
+    console.print(f"student edition with {len(names)} modules written to {out_dir.resolve()}")
+    console.print(f"next: cd {out_dir} && make install && .venv/bin/tito module list")

@@ -1,0 +1,83 @@
+"""Running a module for real: its source in a fresh Python process, then its package tests with pytest.
+
+The source is the student's own file, so its inline tests exercise their code; the package tests
+import the exported `tinytorch` of the same workspace (PYTHONPATH puts it first).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+
+from tito.core.manifest import Module
+from tito.core.source import source_path
+from tito.core.workspace import Workspace
+
+AUTOGRADING_ENV = {"TITO_AUTOGRADING": "1"}   # the documented switch that shrinks analysis cells
+
+
+@dataclass
+class StepResult:
+    name: str
+    ok: bool
+    summary: str
+    output: str = ""
+
+
+def run_source(ws: Workspace, module: Module) -> StepResult:
+    """Execute the module source top to bottom in a fresh process; report the first failing test."""
+    path = source_path(module)
+    timeout = ws.grading_limits(module.grading).submission_timeout
+    with tempfile.TemporaryDirectory(prefix=f"tito-run-{module.name}-") as scratch:
+        script = path
+        if path.suffix == ".ipynb":
+            script = Path(scratch) / f"{module.slug}_dev.py"
+            jupytext.write(jupytext.read(path), script, fmt="py:percent")
+        try:
+            proc = subprocess.run([sys.executable, str(script)], cwd=scratch, capture_output=True, text=True,
+                                  timeout=timeout, env=ws.subprocess_env(**AUTOGRADING_ENV))
+        except subprocess.TimeoutExpired:
+            return StepResult("source", False, f"{path.name} did not finish within {timeout}s "
+                              "(settings.ini [grading] submission_timeout); look for an endless loop")
+    output = proc.stdout + proc.stderr
+    if proc.returncode == 0:
+        return StepResult("source", True, f"{path.name} ran, inline tests passed", output)
+    return StepResult("source", False, _describe_failure(proc.stderr, path), output)
+
+
+def _describe_failure(stderr: str, path: Path) -> str:
+    """'test_unit_x failed at tensor_dev.py:120: AssertionError: ...' from a traceback."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', stderr)
+    tests = [f for f in frames if f[2].startswith("test_")]
+    where = tests[-1] if tests else (frames[-1] if frames else None)
+    lines = [l for l in stderr.strip().splitlines() if l.strip()]
+    error = lines[-1] if lines else "no error message"
+    if where:
+        return f"{where[2]} failed at {Path(where[0]).name}:{where[1]}: {error}"
+    return f"{path.name} failed: {error}"
+
+
+def run_package_tests(ws: Workspace, module: Module) -> StepResult:
+    folder = ws.tests_dir / "modules" / module.name
+    if not folder.is_dir():
+        return StepResult("package tests", False, f"no package tests in {folder.relative_to(ws.root)}; "
+                          "every module needs them (see modules/AUTHORING.md)")
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q", "-rf", "--no-header",
+                           "-p", "no:cacheprovider"], cwd=ws.root, capture_output=True, text=True,
+                          env=ws.subprocess_env(**AUTOGRADING_ENV))
+    output = proc.stdout + proc.stderr
+    tail = [l for l in proc.stdout.strip().splitlines() if l.strip()]
+    counts = tail[-1].strip("= ") if tail else "no output"
+    if proc.returncode == 0:
+        return StepResult("package tests", True, counts, output)
+    if proc.returncode == 5:
+        return StepResult("package tests", False, f"no tests collected in {folder.relative_to(ws.root)}", output)
+    failed = [l.split(" ", 1)[1] for l in proc.stdout.splitlines() if l.startswith("FAILED ")]
+    detail = "; ".join(failed[:3]) if failed else counts
+    return StepResult("package tests", False, detail, output)

@@ -1,0 +1,165 @@
+"""Reading a module source as a notebook, and the checks every command relies on.
+
+The student edits either the percent `.py` (JupyterLab opens it through jupytext) or a paired
+`.ipynb`; tito reads whichever was saved last and never writes to either.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from tito.core.errors import TitoError
+from tito.core.manifest import Module
+
+DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)\s*$", re.M)
+EXPORT = re.compile(r"^#\|\s*export\b", re.M)
+
+
+@dataclass
+class Source:
+    module: Module
+    path: Path               # the file actually read (.py or the newer paired .ipynb)
+    notebook: nbformat.NotebookNode
+
+    def code_cells(self):
+        return [c for c in self.notebook.cells if c.cell_type == "code"]
+
+    def nbgrader_cells(self):
+        return [c for c in self.notebook.cells if "nbgrader" in c.metadata]
+
+    def exported_code(self) -> str:
+        return "\n\n".join(c.source for c in self.code_cells() if EXPORT.search(c.source))
+
+
+def source_path(module: Module) -> Path:
+    """The .py source, or the paired .ipynb when the student saved that one last."""
+    py, ipynb = module.source, module.paired_notebook
+    if ipynb.exists() and (not py.exists() or ipynb.stat().st_mtime > py.stat().st_mtime):
+        return ipynb
+    if not py.exists():
+        raise TitoError(f"{module.name}: no source file {py}; every module needs {py.name}")
+    return py
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number
+    return 0
+
+
+def read_source(module: Module) -> Source:
+    """Parse the module's source into a notebook with deterministic cell ids; bad input names file and line."""
+    path = source_path(module)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        try:
+            notebook = nbformat.reads(text, as_version=4)
+        except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+            raise TitoError(f"{path}: not a valid notebook ({exc}); restore it from your .py or delete it so tito uses the .py")
+    else:
+        try:
+            ast.parse(text, filename=str(path))
+        except SyntaxError as exc:
+            raise TitoError(f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix that line and run tito again")
+        notebook = jupytext.reads(text, fmt="py:percent")
+    for index, cell in enumerate(notebook.cells):
+        bad = cell.metadata.get("incorrectly_encoded_metadata")
+        if bad:
+            line = _line_of(text, bad[:40])
+            raise TitoError(f"{path}:{line}: cell metadata is not valid JSON: {bad}; write it as nbgrader={{...}} with JSON values (true/false)")
+        if path.suffix == ".ipynb" and cell.cell_type == "code":
+            try:
+                ast.parse(_without_magics(cell.source))
+            except SyntaxError as exc:
+                raise TitoError(f"{path}: cell {index + 1}, line {exc.lineno}: syntax error: {exc.msg}")
+        cell.id = stable_cell_id(cell, index)
+    return Source(module, path, notebook)
+
+
+def _without_magics(code: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
+
+
+def stable_cell_id(cell, index: int) -> str:
+    """grade_id for nbgrader cells (so nbdev's provenance marker names the cell), else the position."""
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+    return grade_id if grade_id else f"cell-{index}"
+
+
+def declared_export(source: Source) -> str:
+    """The `#| default_exp` target; it must exist once and match module.yaml's exports_to."""
+    found = [m.group(1) for c in source.code_cells() for m in DEFAULT_EXP.finditer(c.source)]
+    module = source.module
+    if not found:
+        raise TitoError(f"{source.path}: no `#| default_exp` cell; add `#| default_exp {module.default_exp}` near the top")
+    if len(found) > 1:
+        raise TitoError(f"{source.path}: {len(found)} `#| default_exp` cells ({', '.join(found)}); keep exactly one")
+    target = found[0]
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", target):
+        raise TitoError(f"{source.path}: `#| default_exp {target}` is not a dotted module name inside the package")
+    return target
+
+
+def check_source(source: Source, package: str) -> str:
+    """All the static checks of one source; returns the export target. Raises TitoError on the first problem."""
+    module = source.module
+    target = declared_export(source)
+    if not module.exports_to.startswith(package + "."):
+        raise TitoError(f"{module.folder / 'module.yaml'}: exports_to {module.exports_to!r} is outside {package}/; "
+                        f"export targets must be {package}.<subpackage>.<name>")
+    if f"{package}.{target}" != module.exports_to:
+        raise TitoError(f"{source.path}: `#| default_exp {target}` does not match module.yaml exports_to "
+                        f"{module.exports_to!r}; make them agree")
+    check_grade_ids(source)
+    return target
+
+
+def check_grade_ids(source: Source) -> list[str]:
+    """grade_ids must be present on every nbgrader cell, kebab-case and unique."""
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(source.notebook.cells):
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        grade_id = meta.get("grade_id")
+        if not grade_id:
+            raise TitoError(f"{source.path}: cell {index + 1} has nbgrader metadata but no grade_id; add one (kebab-case)")
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", grade_id):
+            raise TitoError(f"{source.path}: grade_id {grade_id!r} is not kebab-case (lowercase words joined by '-')")
+        if grade_id in seen:
+            raise TitoError(f"{source.path}: duplicate grade_id {grade_id!r} (cells {seen[grade_id] + 1} and {index + 1}); "
+                            "grade_ids must be unique: rename the copy")
+        seen[grade_id] = index
+    return list(seen)
+
+
+def graded_points(source: Source) -> float:
+    return sum(float(c.metadata["nbgrader"].get("points", 0)) for c in source.nbgrader_cells()
+               if c.metadata["nbgrader"].get("grade"))
+
+
+def package_imports(source: Source, package: str) -> set[str]:
+    """Dotted modules of `package` imported by the source's code cells (absolute imports only)."""
+    found: set[str] = set()
+    for cell in source.code_cells():
+        try:
+            tree = ast.parse(_without_magics(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found.update(n for n in names if n == package or n.startswith(package + "."))
+    return found

@@ -1,0 +1,71 @@
+"""Solutions out: nbgrader's own ClearSolutions / ClearHiddenTests preprocessors, and the leak check.
+
+The stub is nbgrader's: `# YOUR CODE HERE` / `raise NotImplementedError()`, so the student edition
+and the nbgrader release read the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+MIN_SECRET_LENGTH = 16   # shorter lines (`return out`, `pass`) are too generic to count as a leak
+
+
+def strip_solutions(notebook):
+    """A copy of the notebook with solution regions stubbed and hidden tests removed."""
+    stripped = copy.deepcopy(notebook)
+    stripped, _ = ClearSolutions().preprocess(stripped, {})
+    stripped, _ = ClearHiddenTests().preprocess(stripped, {})
+    return stripped
+
+
+def solution_lines(notebook) -> set[str]:
+    """Stripped lines inside solution regions that are long enough to identify the solution."""
+    secret, public = set(), set()
+    for cell in notebook.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if BEGIN in line:
+                inside = True
+            elif END in line:
+                inside = False
+            else:
+                (secret if inside else public).add(line.strip())
+    return {l for l in secret - public if len(l) >= MIN_SECRET_LENGTH and not l.startswith("#")}
+
+
+def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
+    """'path:line: text' for every secret line found in any text file under folder."""
+    if not secrets:
+        return []
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
+    leaks = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if pattern.search(line):
+                leaks.append(f"{path.relative_to(folder)}:{number}: {line.strip()}")
+    return leaks
+
+
+def hidden_test_lines(notebook) -> set[str]:
+    """Distinctive stripped lines inside hidden-test regions (what feedback must never show)."""
+    hidden = set()
+    for cell in notebook.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) >= MIN_SECRET_LENGTH:
+                hidden.add(line.strip())
+    return hidden
