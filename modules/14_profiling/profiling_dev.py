@@ -47,6 +47,7 @@
 # %%
 #| export
 import gc
+import itertools
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -234,7 +235,7 @@ class Timer:
         calls, batch = 0, 1
         start = clock()
         while True:
-            for _ in range(batch):
+            for _ in itertools.repeat(None, batch):  # timeit's loop: no int object per call
                 fn(*args, **kw)
             calls += batch
             elapsed_ns = clock() - start

@@ -42,8 +42,8 @@ class Sigmoid(Activation):
     def forward(self, x: Tensor) -> Tensor:
         ### BEGIN SOLUTION
         numerator = np.exp(np.minimum(x.data, 0))
-        result = numerator / (1 + np.exp(-np.abs(x.data)))
-        return Tensor(result, dtype=x.dtype)
+        squashed = numerator / (1 + np.exp(-np.abs(x.data)))
+        return Tensor(squashed, dtype=x.dtype)
         ### END SOLUTION
 
 # %% ../../modules/02_activations/activations_dev.py #tanh
@@ -64,8 +64,8 @@ class GELU(Activation):
         # beyond |x| = 10 the tanh is exactly +-1 already; clipping keeps x**3 finite
         clipped = np.clip(x.data, -10, 10)
         inner = math.sqrt(2 / math.pi) * (clipped + 0.044715 * clipped * clipped * clipped)
-        result = 0.5 * x.data * (1 + np.tanh(inner))
-        return Tensor(result, dtype=x.dtype)
+        gated = 0.5 * x.data * (1 + np.tanh(inner))
+        return Tensor(gated, dtype=x.dtype)
         ### END SOLUTION
 
 # %% ../../modules/02_activations/activations_dev.py #softmax
@@ -77,10 +77,10 @@ class Softmax(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         ### BEGIN SOLUTION
-        shifted = x.data - np.max(x.data, axis=self.axis, keepdims=True)
-        exps = np.exp(shifted)
-        result = exps / np.sum(exps, axis=self.axis, keepdims=True)
-        return Tensor(result, dtype=x.dtype)
+        stable_scores = x.data - np.max(x.data, axis=self.axis, keepdims=True)
+        unnormalised = np.exp(stable_scores)
+        probabilities = unnormalised / np.sum(unnormalised, axis=self.axis, keepdims=True)
+        return Tensor(probabilities, dtype=x.dtype)
         ### END SOLUTION
 
     def __repr__(self) -> str:

@@ -15,22 +15,19 @@ from .tensor import Tensor
 def matmul_naive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(m, k) @ (k, n) with three Python loops: the correctness reference, not a fast path."""
     ### BEGIN SOLUTION
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(
-            f"matmul_naive needs 2-D arrays (m, k) @ (k, n), got {a.shape} @ {b.shape}; "
-            "transpose or reshape an operand so the inner dimensions agree"
-        )
+    if (a.ndim, b.ndim) != (2, 2) or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul_naive needs 2-D arrays (m, k) @ (k, n), got {a.shape} @ {b.shape}; "
+                         "transpose or reshape an operand so the inner dimensions agree")
     m, k = a.shape
     n = b.shape[1]
-    out = np.zeros((m, n), dtype=np.result_type(a, b))
-    zero = out.dtype.type(0)
-    for i in range(m):
-        for j in range(n):
-            total = zero
-            for p in range(k):
-                total += a[i, p] * b[p, j]
-            out[i, j] = total
-    return out
+    naive_out = np.zeros((m, n), dtype=np.result_type(a, b))
+    for out_row in range(m):
+        for out_col in range(n):
+            dot = naive_out.dtype.type(0)       # accumulate in the output dtype
+            for shared in range(k):
+                dot += a[out_row, shared] * b[shared, out_col]
+            naive_out[out_row, out_col] = dot
+    return naive_out
     ### END SOLUTION
 
 # %% ../../modules/03_layers/layers_dev.py #matmul-dispatch
@@ -41,9 +38,10 @@ _current_matmul_backend = "numpy"
 def register_matmul(name: str, fn) -> None:
     """Register fn(a, b) -> ndarray (2-D arrays in, 2-D array out) as matmul backend `name`."""
     ### BEGIN SOLUTION
-    if not isinstance(name, str) or not name:
+    if not (isinstance(name, str) and name):
         raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
-    if not callable(fn):
+    kernel_is_callable = callable(fn)
+    if not kernel_is_callable:
         raise TypeError(f"backend {name!r} must be a function fn(a, b) -> ndarray, got {type(fn).__name__}")
     _MATMUL_BACKENDS[name] = fn
     ### END SOLUTION
@@ -54,10 +52,8 @@ def set_matmul_backend(name: str) -> str:
     ### BEGIN SOLUTION
     global _current_matmul_backend
     if name not in _MATMUL_BACKENDS:
-        raise ValueError(
-            f"unknown matmul backend {name!r}; registered: {', '.join(available_matmul_backends())} "
-            "(add one with register_matmul)"
-        )
+        raise ValueError(f"unknown matmul backend {name!r}; registered: "
+                         f"{', '.join(available_matmul_backends())} (add one with register_matmul)")
     previous, _current_matmul_backend = _current_matmul_backend, name
     return previous
     ### END SOLUTION
@@ -86,10 +82,9 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
         except ValueError:
             ok = False
     if not ok:
-        raise ValueError(
-            f"matmul shape mismatch: {a.shape} @ {b.shape}; need a (..., m, k) or (k,) and b (..., k, n) "
-            "with equal k and broadcastable batch dimensions: transpose or reshape an operand"
-        )
+        raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape}; need a (..., m, k) or (k,) and "
+                         "b (..., k, n) with equal k and broadcastable batch dimensions: transpose or "
+                         "reshape an operand")
 
 
 def matmul(a, b):
@@ -101,17 +96,18 @@ def matmul(a, b):
     b = Tensor(b).data if return_tensor else np.asarray(b)
     _check_matmul_shapes(a, b)
     kernel = _MATMUL_BACKENDS[_current_matmul_backend]
-    k, n = b.shape[-2:]
+    inner, cols = b.shape[-2:]
     if b.ndim == 2:
         # one call: every leading dimension of a becomes rows
-        out = kernel(a.reshape(-1, k), b).reshape(*a.shape[:-1], n)
+        routed = kernel(a.reshape(-1, inner), b).reshape(*a.shape[:-1], cols)
     else:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        m = a.shape[-2]
-        a_slices = np.broadcast_to(a, (*batch, m, k)).reshape(-1, m, k)
-        b_slices = np.broadcast_to(b, (*batch, k, n)).reshape(-1, k, n)
-        out = np.stack([kernel(x, y) for x, y in zip(a_slices, b_slices)]).reshape(*batch, m, n)
-    return Tensor(out, dtype=out.dtype) if return_tensor else out
+        batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        rows = a.shape[-2]
+        a_slices = np.broadcast_to(a, (*batch_shape, rows, inner)).reshape(-1, rows, inner)
+        b_slices = np.broadcast_to(b, (*batch_shape, inner, cols)).reshape(-1, inner, cols)
+        per_slice = [kernel(a_slice, b_slice) for a_slice, b_slice in zip(a_slices, b_slices)]
+        routed = np.stack(per_slice).reshape(*batch_shape, rows, cols)
+    return Tensor(routed, dtype=routed.dtype) if return_tensor else routed
     ### END SOLUTION
 
 # %% ../../modules/03_layers/layers_dev.py #linear
@@ -125,21 +121,21 @@ class Linear:
         self.in_features = in_features
         self.out_features = out_features
         ### BEGIN SOLUTION
-        bound = math.sqrt(6.0 / (in_features + out_features))
-        rng = np.random.default_rng(seed)
-        self.weight = Tensor(rng.uniform(-bound, bound, size=(in_features, out_features)), dtype=np.float32)
+        glorot_bound = math.sqrt(6.0 / (in_features + out_features))
+        weight_rng = np.random.default_rng(seed)
+        glorot_draws = weight_rng.uniform(-glorot_bound, glorot_bound, size=(in_features, out_features))
+        self.weight = Tensor(glorot_draws, dtype=np.float32)
         self.bias = Tensor(np.zeros(out_features), dtype=np.float32) if bias else None
         ### END SOLUTION
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self!r} expects inputs whose last dimension is {self.in_features}, got shape {x.shape}"
-            )
-        out = matmul(x, self.weight)
-        return out if self.bias is None else out + self.bias
+        batch_in = Tensor(x)            # no copy for a Tensor; arrays follow Tensor's dtype rule
+        if batch_in.ndim == 0 or batch_in.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects inputs whose last dimension is {self.in_features}, "
+                             f"got shape {batch_in.shape}")
+        projected = matmul(batch_in, self.weight)
+        return projected if self.bias is None else projected + self.bias
         ### END SOLUTION
 
     def __call__(self, x) -> Tensor:
@@ -160,8 +156,8 @@ class Sequential:
 
     def forward(self, x):
         ### BEGIN SOLUTION
-        for layer in self.layers:
-            x = layer(x)
+        for layer_fn in self.layers:
+            x = layer_fn(x)
         return x
         ### END SOLUTION
 
@@ -170,11 +166,11 @@ class Sequential:
 
     def parameters(self) -> list:
         ### BEGIN SOLUTION
-        found = []
-        for layer in self.layers:
-            if hasattr(layer, "parameters"):
-                found.extend(layer.parameters())
-        return found
+        gathered = []
+        for layer_fn in self.layers:
+            if hasattr(layer_fn, "parameters"):      # plain functions have none
+                gathered.extend(layer_fn.parameters())
+        return gathered
         ### END SOLUTION
 
     def __repr__(self) -> str:
@@ -185,5 +181,5 @@ class Sequential:
 def count_parameters(model) -> int:
     """Total number of scalars in model.parameters()."""
     ### BEGIN SOLUTION
-    return int(sum(p.size for p in model.parameters()))
+    return sum(int(param.size) for param in model.parameters())
     ### END SOLUTION

@@ -22,14 +22,10 @@ class Tensor:
 
     def __init__(self, data, dtype=None):
         ### BEGIN SOLUTION
-        if isinstance(data, Tensor):
-            if dtype is None:
-                dtype = data.dtype
-            data = data.data
-        array = np.asarray(data, dtype=dtype)
-        if dtype is None and array.dtype == np.float64:
-            array = array.astype(np.float32)
-        self.data = array
+        rewrapping = isinstance(data, Tensor)
+        values = np.asarray(data.data if rewrapping else data, dtype=dtype)
+        narrow_to_float32 = dtype is None and not rewrapping and values.dtype == np.float64
+        self.data = values.astype(np.float32) if narrow_to_float32 else values
         ### END SOLUTION
 
     # --- metadata: read straight from the array -------------------------------------------
@@ -67,23 +63,18 @@ class Tensor:
     def _elementwise(self, other, op, reflected: bool = False) -> "Tensor":
         """op(self, other), or op(other, self) when reflected, as a Tensor; checks broadcasting."""
         ### BEGIN SOLUTION
-        if isinstance(other, Tensor):
-            operand = other.data
-        elif isinstance(other, (int, float)):
-            operand = other                     # Python numbers stay weakly typed
-        else:
-            operand = Tensor(other).data
+        # Python numbers stay weakly typed; everything else (NumPy scalars too) follows Tensor's dtype rule
+        weak_scalar = isinstance(other, (int, float)) and not isinstance(other, np.generic)
+        operand = other if weak_scalar else Tensor(other).data
         try:
             np.broadcast_shapes(self.shape, np.shape(operand))
-        except ValueError:
-            raise ValueError(
-                f"cannot broadcast shapes {self.shape} and {np.shape(operand)}: compared from the "
-                "right, each pair of dimensions must be equal or 1; reshape one operand "
-                "(e.g. add an axis of size 1) so they line up"
-            ) from None
+        except ValueError as broadcast_error:
+            raise ValueError(f"cannot broadcast shapes {self.shape} and {np.shape(operand)}: compared "
+                             "from the right, each pair of dimensions must be equal or 1; reshape one "
+                             "operand (e.g. add an axis of size 1) so they line up") from broadcast_error
         left, right = (operand, self.data) if reflected else (self.data, operand)
-        result = op(left, right)
-        return Tensor(result, dtype=result.dtype)
+        combined = op(left, right)
+        return Tensor(combined, dtype=combined.dtype)
         ### END SOLUTION
 
     def __add__(self, other):
@@ -117,22 +108,18 @@ class Tensor:
     def matmul(self, other) -> "Tensor":
         """self @ other with np.matmul's rules; ValueError naming both shapes when they do not fit."""
         ### BEGIN SOLUTION
-        other = other if isinstance(other, Tensor) else Tensor(other)
-        a, b = self.data, other.data
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(
-                f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}; "
-                "use * to scale by a number"
-            )
-        inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if a.shape[-1] != inner_b:
-            raise ValueError(
-                f"matmul shape mismatch: {a.shape} @ {b.shape}: inner dimensions {a.shape[-1]} and "
-                f"{inner_b} differ; the last dimension of the left operand must equal the "
-                "second-to-last of the right one: transpose or reshape an operand"
-            )
-        result = np.matmul(a, b)
-        return Tensor(result, dtype=result.dtype)
+        lhs, rhs = self.data, Tensor(other).data
+        if lhs.ndim == 0 or rhs.ndim == 0:
+            raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {lhs.shape} "
+                             f"and {rhs.shape}; use * to scale by a number")
+        inner_rhs = rhs.shape[-2] if rhs.ndim > 1 else rhs.shape[0]
+        if lhs.shape[-1] != inner_rhs:
+            raise ValueError(f"matmul shape mismatch: {lhs.shape} @ {rhs.shape}: inner dimensions "
+                             f"{lhs.shape[-1]} and {inner_rhs} differ; the last dimension of the left "
+                             "operand must equal the second-to-last of the right one: transpose or "
+                             "reshape an operand")
+        matmul_result = np.matmul(lhs, rhs)
+        return Tensor(matmul_result, dtype=matmul_result.dtype)
         ### END SOLUTION
 
     def __matmul__(self, other):
@@ -145,29 +132,24 @@ class Tensor:
     def reshape(self, *shape) -> "Tensor":
         """Same data, new shape; accepts reshape(2, 3) or reshape((2, 3)) and one -1."""
         ### BEGIN SOLUTION
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        shape = tuple(int(d) for d in shape)
-        unknown = shape.count(-1)
-        known = math.prod(d for d in shape if d != -1)
-        fits = (
-            (unknown == 0 and known == self.size)
-            or (unknown == 1 and known > 0 and self.size % known == 0)
-        )
-        if not fits or any(d < -1 for d in shape):
-            raise ValueError(
-                f"cannot reshape a tensor of shape {self.shape} ({self.size} elements) into {shape}: "
-                "the new shape must hold the same number of elements (use at most one -1)"
-            )
-        return Tensor(self.data.reshape(shape), dtype=self.dtype)
+        one_sequence = len(shape) == 1 and isinstance(shape[0], (tuple, list))
+        requested = tuple(int(d) for d in (shape[0] if one_sequence else shape))
+        unknown = requested.count(-1)
+        known = math.prod(d for d in requested if d != -1)
+        fits = ((unknown == 0 and known == self.size)
+                or (unknown == 1 and known > 0 and self.size % known == 0))
+        if not fits or any(d < -1 for d in requested):
+            raise ValueError(f"cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
+                             f"into {requested}: the new shape must hold the same number of elements "
+                             "(use at most one -1)")
+        return Tensor(self.data.reshape(requested), dtype=self.dtype)
         ### END SOLUTION
 
     def transpose(self, *axes) -> "Tensor":
         """Permute the axes; no axes reverses them (a matrix transpose for 2-D)."""
         ### BEGIN SOLUTION
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return Tensor(np.transpose(self.data, axes or None), dtype=self.dtype)
+        order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Tensor(np.transpose(self.data, order or None), dtype=self.dtype)
         ### END SOLUTION
 
     @property
@@ -177,26 +159,25 @@ class Tensor:
     # --- reductions and indexing -------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         ### BEGIN SOLUTION
-        result = np.sum(self.data, axis=axis, keepdims=keepdims)
-        return Tensor(result, dtype=result.dtype)
+        reduced = np.sum(self.data, axis=axis, keepdims=keepdims)
+        return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         ### BEGIN SOLUTION
-        result = np.mean(self.data, axis=axis, keepdims=keepdims)
-        return Tensor(result, dtype=result.dtype)
+        reduced = np.mean(self.data, axis=axis, keepdims=keepdims)
+        return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
         ### BEGIN SOLUTION
-        result = np.max(self.data, axis=axis, keepdims=keepdims)
-        return Tensor(result, dtype=result.dtype)
+        reduced = np.max(self.data, axis=axis, keepdims=keepdims)
+        return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def __getitem__(self, index) -> "Tensor":
         ### BEGIN SOLUTION
-        if isinstance(index, Tensor):
-            index = index.data
-        selected = np.asarray(self.data[index])
-        return Tensor(selected, dtype=selected.dtype)
+        key = index.data if isinstance(index, Tensor) else index
+        picked = np.asarray(self.data[key])
+        return Tensor(picked, dtype=picked.dtype)
         ### END SOLUTION

@@ -9,6 +9,7 @@ __all__ = ['ELEMENTWISE_FLOPS_PER_ELEMENT', 'TimingStats', 'Timer', 'process_rss
 
 # %% ../../modules/14_profiling/profiling_dev.py #cell-2
 import gc
+import itertools
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -102,7 +103,7 @@ class Timer:
         calls, batch = 0, 1
         start = clock()
         while True:
-            for _ in range(batch):
+            for _ in itertools.repeat(None, batch):  # timeit's loop: no int object per call
                 fn(*args, **kw)
             calls += batch
             elapsed_ns = clock() - start

@@ -68,12 +68,12 @@ def run_package_tests(ws: Workspace, module: Module) -> StepResult:
     if not folder.is_dir():
         return StepResult("package tests", False, f"no package tests in {folder.relative_to(ws.root)}; "
                           "every module needs them (see modules/AUTHORING.md)")
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q", "-rf", "--no-header",
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-rf", "--no-header",
                            "-p", "no:cacheprovider"], cwd=ws.root, capture_output=True, text=True,
                           env=ws.subprocess_env(**AUTOGRADING_ENV))
     output = proc.stdout + proc.stderr
-    tail = [l for l in proc.stdout.strip().splitlines() if l.strip()]
-    counts = tail[-1].strip("= ") if tail else "no output"
+    totals = [l for l in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|error)", l)]
+    counts = totals[-1].strip("= ") if totals else "no test summary"
     if proc.returncode == 0:
         return StepResult("package tests", True, counts, output)
     if proc.returncode == 5:

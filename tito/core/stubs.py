@@ -7,7 +7,6 @@ and the nbgrader release read the same.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
@@ -40,10 +39,9 @@ def solution_lines(notebook) -> set[str]:
 
 
 def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
-    """'path:line: text' for every secret line found in any text file under folder."""
+    """'path:line: text' for every line under folder that is, once stripped, a secret line (grep -Fx)."""
     if not secrets:
         return []
-    pattern = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
     leaks = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
@@ -51,7 +49,7 @@ def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
         except (UnicodeDecodeError, OSError):
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            if pattern.search(line):
+            if line.strip() in secrets:
                 leaks.append(f"{path.relative_to(folder)}:{number}: {line.strip()}")
     return leaks
 

@@ -77,3 +77,24 @@ def test_leak_check_ignores_a_cache_filled_once():
 def test_leak_check_needs_two_calls():
     with pytest.raises(ValueError):
         MemoryProfiler().leak_check(lambda: None, calls=1)
+
+
+def test_peak_is_reset_for_each_measurement():
+    with MemoryProfiler().track():
+        spike = np.ones(16 * MIB // 8)
+        del spike  # an earlier 16 MiB peak inside an enclosing measurement...
+        inner = MemoryProfiler().measure(np.ones, 1000)
+    assert inner.peak_bytes < SLACK  # ...is not this call's peak
+
+
+def test_leak_check_growth_is_between_counted_calls():
+    seen, stash = [], []
+
+    def stashes_once_on_second_call():
+        seen.append(None)
+        if len(seen) == 2:  # the first counted call (the warm-up call is the first call)
+            stash.append(np.ones(MIB))
+
+    report = MemoryProfiler().leak_check(stashes_once_on_second_call, calls=4)
+    assert report.retained_bytes[0] >= 8 * MIB  # the one-off shows in what is retained...
+    assert abs(report.bytes_per_call) < 4096 and not report.leaking  # ...but it does not grow
