@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tito_support import REPO  # noqa: E402  (the course repository)
 
 HEADER = """\
 # ---

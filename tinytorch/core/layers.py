@@ -83,8 +83,8 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
             ok = False
     if not ok:
         raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape}; need a (..., m, k) or (k,) and "
-                         "b (..., k, n) with equal k and broadcastable batch dimensions: transpose or "
-                         "reshape an operand")
+                         "b (..., k, n) with equal k and broadcastable batch dimensions "
+                         "(transpose or reshape one of them)")
 
 
 def matmul(a, b):
@@ -102,11 +102,11 @@ def matmul(a, b):
         routed = kernel(a.reshape(-1, inner), b).reshape(*a.shape[:-1], cols)
     else:
         batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        rows = a.shape[-2]
-        a_slices = np.broadcast_to(a, (*batch_shape, rows, inner)).reshape(-1, rows, inner)
+        lhs_rows = a.shape[-2]
+        a_slices = np.broadcast_to(a, (*batch_shape, lhs_rows, inner)).reshape(-1, lhs_rows, inner)
         b_slices = np.broadcast_to(b, (*batch_shape, inner, cols)).reshape(-1, inner, cols)
         per_slice = [kernel(a_slice, b_slice) for a_slice, b_slice in zip(a_slices, b_slices)]
-        routed = np.stack(per_slice).reshape(*batch_shape, rows, cols)
+        routed = np.stack(per_slice).reshape(*batch_shape, lhs_rows, cols)
     return Tensor(routed, dtype=routed.dtype) if return_tensor else routed
     ### END SOLUTION
 

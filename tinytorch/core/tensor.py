@@ -16,8 +16,9 @@ class Tensor:
     dtype: the element type; None stores float64 data as float32 and keeps other dtypes.
     """
 
-    # ndarray + Tensor would otherwise be computed by NumPy element by element; None makes NumPy
-    # hand the operation to Tensor.__radd__ and friends, so the result is a Tensor.
+    # Without this, ndarray + Tensor would be done by NumPy (through __array__) and return a bare
+    # ndarray. None makes NumPy hand binary operators to Tensor.__radd__ and friends, so the result
+    # is a Tensor; NumPy functions such as np.exp(tensor) raise TypeError: call them on tensor.data.
     __array_ufunc__ = None
 
     def __init__(self, data, dtype=None):
@@ -116,8 +117,8 @@ class Tensor:
         if lhs.shape[-1] != inner_rhs:
             raise ValueError(f"matmul shape mismatch: {lhs.shape} @ {rhs.shape}: inner dimensions "
                              f"{lhs.shape[-1]} and {inner_rhs} differ; the last dimension of the left "
-                             "operand must equal the second-to-last of the right one: transpose or "
-                             "reshape an operand")
+                             "operand must equal the second-to-last of the right one (transpose or "
+                             "reshape to make them agree)")
         matmul_result = np.matmul(lhs, rhs)
         return Tensor(matmul_result, dtype=matmul_result.dtype)
         ### END SOLUTION
@@ -158,24 +159,28 @@ class Tensor:
 
     # --- reductions and indexing -------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Sum over `axis` (None: every element; an int or a tuple of ints)."""
         ### BEGIN SOLUTION
         reduced = np.sum(self.data, axis=axis, keepdims=keepdims)
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Arithmetic mean over `axis`, like sum."""
         ### BEGIN SOLUTION
         reduced = np.mean(self.data, axis=axis, keepdims=keepdims)
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Largest element over `axis`, like sum."""
         ### BEGIN SOLUTION
         reduced = np.max(self.data, axis=axis, keepdims=keepdims)
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
     def __getitem__(self, index) -> "Tensor":
+        """NumPy indexing (ints, slices, integer or boolean arrays, index Tensors); always a Tensor."""
         ### BEGIN SOLUTION
         key = index.data if isinstance(index, Tensor) else index
         picked = np.asarray(self.data[key])

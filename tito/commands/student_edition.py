@@ -36,7 +36,8 @@ def build_student_edition(ws: Workspace, out: Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        secrets: set[str] = set()
+        sources = [read_source(m) for m in modules]
+        secrets = solution_lines(s.notebook for s in sources)
         for name in COPIED_FILES:
             if (ws.root / name).exists():
                 shutil.copy2(ws.root / name, staging / name)
@@ -46,9 +47,7 @@ def build_student_edition(ws: Workspace, out: Path) -> list[str]:
             target = staging / init.relative_to(ws.root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(init, target)
-        for m in modules:
-            source = read_source(m)
-            secrets |= solution_lines(source.notebook)
+        for m, source in zip(modules, sources):
             folder = staging / m.folder.relative_to(ws.root)
             folder.mkdir(parents=True)
             for name in MODULE_FILES:

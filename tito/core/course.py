@@ -149,10 +149,11 @@ def place_submission(course: Course, student: str, module: Module, notebook_path
     return folder / notebook_name(module)
 
 
-def autograde(course: Course, module: Module, student: str, api=None) -> None:
-    api = api or course.api()
-    with quiet_sqlalchemy():
-        _require(api.autograde(module.name, student, force=True, create=True), f"autograde {module.name} for {student}")
+def autograde(course: Course, module: Module, student: str) -> None:
+    """Grade one collected submission into the gradebook (the sandboxed grader; see tito.core.autograding)."""
+    from tito.core.autograding import grade_submissions
+
+    grade_submissions(course, module, [student])
 
 
 def cell_scores(course: Course, module: Module, student: str) -> list[CellScore]:
@@ -162,22 +163,3 @@ def cell_scores(course: Course, module: Module, student: str) -> list[CellScore]
         return sorted((CellScore(g.name, float(g.score), float(g.max_score)) for g in submission.grades),
                       key=lambda c: c.grade_id)
 
-
-def check_grading_kernel(ws: Workspace) -> str:
-    """Run `import tinytorch` in the kernel nbgrader will use; without it every submission scores 0."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    prepare_grading_environment(ws)
-    probe = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import tinytorch; print(tinytorch.__file__)")])
-    probe.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    try:
-        NotebookClient(probe, timeout=120, kernel_name="python3").execute()
-    except Exception as exc:  # any failure here means grading cannot work; say why
-        raise TitoError(f"the grading kernel cannot import tinytorch ({str(exc).strip().splitlines()[-1]}); "
-                        f"run `tito export --all` in {ws.root} and `tito system doctor`")
-    location = probe.cells[0].outputs[0].get("text", "").strip()
-    if not location.startswith(str(ws.package_dir)):
-        raise TitoError(f"the grading kernel imports tinytorch from {location}, not from {ws.package_dir}; "
-                        "reinstall the course (make install) or fix PYTHONPATH")
-    return location

@@ -11,7 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tito.core.course import Course, autograde, cell_scores, generate, place_submission
+from tito.core.autograding import grade_submissions
+from tito.core.course import Course, cell_scores, generate, place_submission
 from tito.core.errors import TitoError
 from tito.core.exporter import export
 from tito.core.manifest import Module
@@ -69,11 +70,10 @@ def released_grade_ids_kept(ws: Workspace, module: Module, grade_ids: list[str])
 def grading_problems(course: Course, module: Module, api) -> tuple[list[str], float, float]:
     generate(course, module, api)
     submissions = {"solution": course.source_notebook(module), "blank": course.release_notebook(module)}
-    scores = {}
     for student, notebook in submissions.items():
         place_submission(course, student, module, notebook, TIMESTAMP)
-        autograde(course, module, student, api)
-        scores[student] = cell_scores(course, module, student)
+    grade_submissions(course, module, list(submissions))
+    scores = {student: cell_scores(course, module, student) for student in submissions}
     problems = [f"solution loses points on {c.grade_id} ({c.score:g}/{c.max_score:g})"
                 for c in scores["solution"] if c.score < c.max_score]
     problems += [f"blank release earns {c.score:g} point(s) on {c.grade_id}: that test does not depend on student code"

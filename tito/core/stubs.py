@@ -23,8 +23,8 @@ def strip_solutions(notebook):
     return stripped
 
 
-def solution_lines(notebook) -> set[str]:
-    """Stripped lines inside solution regions that are long enough to identify the solution."""
+def split_lines(notebook) -> tuple[set[str], set[str]]:
+    """(lines inside solution regions, lines outside them), stripped."""
     secret, public = set(), set()
     for cell in notebook.cells:
         inside = False
@@ -35,6 +35,17 @@ def solution_lines(notebook) -> set[str]:
                 inside = False
             else:
                 (secret if inside else public).add(line.strip())
+    return secret, public
+
+
+def solution_lines(notebooks) -> set[str]:
+    """Solution lines distinctive enough to identify a solution: long, not comments, and not also
+    written in the open part of any module (an idiom every chapter shows is no secret)."""
+    secret, public = set(), set()
+    for notebook in notebooks:
+        s, p = split_lines(notebook)
+        secret |= s
+        public |= p
     return {l for l in secret - public if len(l) >= MIN_SECRET_LENGTH and not l.startswith("#")}
 
 

@@ -1,0 +1,46 @@
+"""Fixtures for the tito CLI tests: the real `python -m tito` in a subprocess, on real workspaces.
+
+Expensive state is built once per session (an exported toy workspace, a graded nbgrader course,
+a student edition); tests that change files work on a private copy.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # importlib mode: make the helpers importable
+
+import toy  # noqa: E402
+from tito_support import copy_tree, run_tito  # noqa: E402
+
+
+# -- toy workspaces -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def toy_template(tmp_path_factory) -> Path:
+    """The toy workspace as written (nothing exported). Read-only: copy it before changing it."""
+    return toy.write_workspace(tmp_path_factory.mktemp("template") / "course")
+
+
+@pytest.fixture(scope="session")
+def exported_template(tmp_path_factory, toy_template) -> Path:
+    """The toy workspace after `tito export --all`. Read-only: copy it before changing it."""
+    root = copy_tree(toy_template, tmp_path_factory.mktemp("exported") / "course")
+    result = run_tito(root, "export", "--all")
+    assert result.returncode == 0, str(result)
+    return root
+
+
+@pytest.fixture
+def toy_ws(tmp_path, toy_template) -> Path:
+    """A private, unexported toy workspace."""
+    return copy_tree(toy_template, tmp_path / "course")
+
+
+@pytest.fixture
+def exported_ws(tmp_path, exported_template) -> Path:
+    """A private, exported toy workspace."""
+    return copy_tree(exported_template, tmp_path / "course")

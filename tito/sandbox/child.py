@@ -1,0 +1,165 @@
+"""The limited process: confines itself, then runs the student's cells and answers the tests' calls.
+
+Started by tito.sandbox.launcher, as root inside fresh namespaces when the machine allows it:
+it hides the course's secrets behind empty tmpfs mounts, drops to an unprivileged uid, applies its
+resource limits, and only then executes any student code.
+
+    python -m tito.sandbox.child CONFIG_JSON      (reads requests on fd 3, answers on fd 4)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import traceback
+
+from tito.sandbox.endpoint import Endpoint, describe_exception
+
+MAX_CELL_OUTPUT = 20_000      # characters of printed output kept per cell; the rest is dropped
+
+
+class CappedText(io.TextIOBase):
+    """A stdout that keeps the first MAX_CELL_OUTPUT characters and drops the rest (a 1 GB print is harmless)."""
+
+    def __init__(self):
+        self.parts, self.size, self.dropped = [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = MAX_CELL_OUTPUT - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self):
+        tail = f"\n[... {self.dropped} more characters of output dropped]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+class StudentEndpoint(Endpoint):
+    accepts_library_names = True
+
+    def __init__(self, read_fd, write_fd):
+        super().__init__(read_fd, write_fd)
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+
+    def dispatch_extra(self, message):
+        if message.get("op") == "exec":
+            return {"ok": self.encode(self.run_cell(str(message.get("source", "")), str(message.get("label", "cell"))))}
+        if message.get("op") == "lookup":
+            name = str(message.get("name"))
+            if name not in self.namespace:
+                return {"ok": None, "missing": True}
+            return {"ok": self.encode(self.namespace[name])}
+        return super().dispatch_extra(message)
+
+    def run_cell(self, source: str, label: str) -> dict:
+        out = CappedText()
+        error = None
+        try:
+            code = compile(source, label, "exec")
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                exec(code, self.namespace)
+        except BaseException as exc:  # noqa: B902 - SystemExit and KeyboardInterrupt end the cell, not us
+            error = describe_exception(exc)
+            error["traceback"] = "".join(traceback.format_exception(exc))[-MAX_CELL_OUTPUT:]
+        return {"output": out.getvalue(), "error": error}
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def make_traversable(needed: list[str], own: str) -> None:
+    """Let an unprivileged uid reach the Python runtime even when it lives under a private folder.
+
+    In this mount namespace only: a private ancestor (say /root, mode 0700) is covered by an empty
+    tmpfs, and just the entries leading to the runtime are bound back in. Everything else in that
+    folder stays out of sight.
+    """
+    import stat
+    import tempfile
+    from pathlib import Path
+
+    # `own` (the scratch folder) is handed to the sandbox uid itself, so it needs no overlay.
+    needed_paths = [Path(p).resolve() for p in needed if p and os.path.exists(p)
+                    and not Path(p).resolve().is_relative_to(Path(own).resolve())]
+    ancestors = sorted({a for p in needed_paths for a in p.parents if a != Path("/")}, key=lambda a: len(a.parts))
+    for ancestor in ancestors:
+        if os.stat(ancestor).st_mode & stat.S_IXOTH:
+            continue
+        keep = sorted({p.relative_to(ancestor).parts[0] for p in needed_paths if ancestor in p.parents})
+        stash = Path(tempfile.mkdtemp(prefix="tito-runtime-", dir="/tmp"))
+        for entry in keep:
+            (stash / entry).mkdir()
+            _mount("--bind", str(ancestor / entry), str(stash / entry))
+        _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(ancestor))
+        for entry in keep:
+            (ancestor / entry).mkdir()
+            _mount("--bind", str(stash / entry), str(ancestor / entry))
+
+
+def confine(config: dict) -> None:
+    """Namespaces were made by the launcher; here: hide secrets, drop privileges, set limits."""
+    if config.get("isolate") and os.geteuid() == 0:
+        import tito
+
+        make_traversable([sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(tito.__file__)),
+                          *[p for p in sys.path if p]], config["scratch"])
+        for path in config.get("hide", []):
+            if os.path.isdir(path):
+                _mount("-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", path)
+        uid = int(config["uid"])
+        os.chown(config["scratch"], uid, uid)
+        for root, dirs, files in os.walk(config["scratch"]):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    limits = config["limits"]
+    memory = int(limits["memory_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
+    cpu = int(limits["submission_timeout"]) + 5
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    if config.get("isolate"):
+        # Counted per uid, so it only means something for the sandbox's own uid.
+        nproc = int(limits["max_processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a huge file write fails instead of killing us
+    log = os.open(os.path.join(config["scratch"], "process-output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.chdir(config["scratch"])
+    # The editable install maps `tinytorch` to the course repository; students get the scratch copy.
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
+                        and "editable" not in getattr(f, "__name__", "").lower()]
+    sys.path[:] = [config["package_root"]] + [p for p in sys.path if p not in ("", config["workspace"], os.getcwd())]
+    for name in [m for m in sys.modules if m == "tinytorch" or m.startswith("tinytorch.")]:
+        del sys.modules[name]
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    import numpy  # noqa: F401 - loaded before the memory limit, as any notebook would have it
+    confine(config)
+    StudentEndpoint(3, 4).channel.serve_forever()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

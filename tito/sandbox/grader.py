@@ -1,0 +1,199 @@
+"""Grade one submission: student cells run in the limited process, each graded test in this one.
+
+The tests are the instructor's (hidden ones included), never the submission's copies: a student
+who edits, deletes, reorders or duplicates a locked cell changes nothing. Cells run in the
+submission's order, so a submission that dies or hits a limit keeps what it earned before.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from tito.core.workspace import GradingLimits
+from tito.sandbox import launcher
+from tito.sandbox.channel import ChannelClosed, ChannelTimeout
+
+MAX_TEST_OUTPUT = 20_000
+
+
+@dataclass
+class CellOutcome:
+    index: int                 # position in the submitted notebook (-1: a test the student deleted)
+    kind: str                  # "student" or "test"
+    output: str = ""
+    error: str | None = None   # one line for feedback: "AssertionError: ..." / "time limit ..."
+    grade_id: str | None = None
+    score: float = 0.0
+    max_score: float = 0.0
+
+
+@dataclass
+class GradeResult:
+    module: str
+    student: str
+    cells: list[CellOutcome] = field(default_factory=list)
+    stopped: str | None = None          # why the submission stopped early, if it did
+    isolated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {c.grade_id: c.score for c in self.cells if c.kind == "test"}
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values())
+
+
+@dataclass
+class GradeJob:
+    """Everything a worker needs, as plain data (jobs cross process boundaries)."""
+    module: str
+    student: str
+    submission: str                # path of the collected notebook
+    tests: list[dict]              # [{"grade_id", "source", "points"}] from the instructor's source
+    trusted_imports: str           # the instructor's import statements outside the package
+    package: str                   # folder with the prerequisite modules' exported code only
+    workspace: str
+    hide: list[str]
+    limits: dict
+    slot: int
+
+
+def trusted_import_source(cells: list[str], package: str) -> str:
+    """The instructor's import statements, except the package's own (those resolve to student objects)."""
+    lines = []
+    for source in cells:
+        try:
+            tree = ast.parse("\n".join("" if l.lstrip().startswith(("%", "!")) else l for l in source.splitlines()))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names = [a for a in node.names if a.name.split(".")[0] != package]
+                if names:
+                    lines.append(ast.unparse(ast.Import(names=names)))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                    and node.module.split(".")[0] != package:
+                lines.append(ast.unparse(node))
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _free_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)})
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) < 2000 else text[:2000] + " ..."
+
+
+def grade(job: GradeJob) -> GradeResult:
+    start = time.monotonic()
+    limits = GradingLimits(**job.limits)
+    result = GradeResult(job.module, job.student)
+    try:
+        notebook = nbformat.read(job.submission, as_version=4)
+    except Exception as exc:  # unreadable submission: every test scores 0 with the reason
+        result.stopped = f"the submitted notebook could not be read ({type(exc).__name__})"
+        result.cells = [CellOutcome(-1, "test", error=result.stopped, grade_id=t["grade_id"], max_score=t["points"])
+                        for t in job.tests]
+        return result
+    tests = {t["grade_id"]: t for t in job.tests}
+    plan: list[tuple[int, str, str]] = []          # (index, kind, source or grade_id)
+    placed: set[str] = set()
+    for index, cell in enumerate(notebook.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if grade_id in tests:
+            if grade_id not in placed:              # a copied test cell counts once
+                plan.append((index, "test", grade_id))
+                placed.add(grade_id)
+        elif cell.cell_type == "code" and not meta.get("locked"):
+            plan.append((index, "student", cell.source))
+    plan += [(-1, "test", g) for g in tests if g not in placed]   # deleted tests still run, at the end
+
+    sandbox = launcher.start(Path(job.package), Path(job.workspace), [Path(p) for p in job.hide], limits, job.slot)
+    result.isolated = sandbox.isolated
+    endpoint = sandbox.endpoint
+    endpoint.sends_library_names = True
+    namespace = {"__name__": "__grading__", "__builtins__": builtins}
+    exec(compile(job.trusted_imports, "<instructor imports>", "exec"), namespace)
+    trusted_names = set(namespace)
+    submission_deadline = time.monotonic() + limits.submission_timeout
+    try:
+        for index, kind, item in plan:
+            test = tests.get(item) if kind == "test" else None
+            outcome = CellOutcome(index, kind, grade_id=test["grade_id"] if test else None,
+                                  max_score=float(test["points"]) if test else 0.0)
+            result.cells.append(outcome)
+            if result.stopped:
+                outcome.error = f"not run: {result.stopped}"
+                continue
+            endpoint.channel.deadline = min(time.monotonic() + limits.cell_timeout, submission_deadline)
+            try:
+                if kind == "student":
+                    ran = endpoint.value("exec", source=item, label=f"<cell {index + 1}>")
+                    outcome.output = str(ran.get("output", ""))
+                    if ran.get("error"):
+                        outcome.error = str(ran["error"].get("traceback") or ran["error"].get("message"))
+                else:
+                    outcome.output, outcome.error = _run_test(test, namespace, trusted_names, endpoint)
+                    outcome.score = 0.0 if outcome.error else outcome.max_score
+            except ChannelTimeout:
+                limit = "submission" if time.monotonic() >= submission_deadline else "cell"
+                seconds = limits.submission_timeout if limit == "submission" else limits.cell_timeout
+                result.stopped = f"the {limit} time limit ({seconds} s) was reached in cell {index + 1}"
+                outcome.error = result.stopped
+                sandbox.stop()
+            except ChannelClosed:
+                result.stopped = f"the submission's process ended in cell {index + 1} ({sandbox.stop()})"
+                outcome.error = result.stopped
+    finally:
+        endpoint.channel.deadline = None
+        sandbox.stop()
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _run_test(test: dict, namespace: dict, trusted_names: set[str], endpoint) -> tuple[str, str | None]:
+    """Run one instructor test cell here; names it needs from the submission arrive as data or proxies."""
+    source = test["source"]
+    fetched = set()
+    for name in _free_names(source):
+        if name in trusted_names or hasattr(builtins, name):
+            continue
+        response = endpoint.ask("lookup", name=name)
+        if response.get("missing"):
+            namespace.pop(name, None)
+        else:
+            namespace[name] = endpoint.decode(response.get("ok"))
+            fetched.add(name)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(source, f"<test {test['grade_id']}>", "exec"), namespace)
+    except (ChannelTimeout, ChannelClosed):
+        raise
+    except Exception as exc:  # the test failed: that is the grade, not an error of the grader
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = next((f"line {f.lineno} of the test" for f in reversed(frames) if f.filename.startswith("<test")), "")
+        error = f"{_one_line(exc)}" + (f" ({where})" if where else "")
+    else:
+        error = None
+    # What a test cell defines (helpers, expected values) stays the test's: never re-fetched.
+    trusted_names |= set(namespace) - fetched
+    return printed.getvalue()[:MAX_TEST_OUTPUT], error
