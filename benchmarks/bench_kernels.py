@@ -41,7 +41,7 @@ MATMUL_SIZES = (64, 128, 256, 512, 1024)
 PYTHON_LOOP_SIZES = (64, 128)          # pure-Python loops take seconds beyond this
 RELU_SIZES = (1 << 16, 1 << 20, 1 << 24)
 INT8_SIZES = (256, 512, 1024)
-ROUNDS = 5                             # alternating rounds for each target ratio
+ROUNDS = 7                             # alternating rounds for each target ratio
 
 TILED_VS_BLAS_N, TILED_VS_BLAS_TARGET = 512, 0.20
 TILED_VS_IKJ_N, TILED_VS_IKJ_TARGET = 1024, 1.5

@@ -23,6 +23,7 @@
 # ```python
 # model = Sequential(Linear(784, 256), ReLU(), Linear(256, 10))
 # tinytorch.set_backend("optimized")       # every matmul now goes to the optimized backend
+# model(x)                                  # warm-up: the first call per shape measures the kernels
 # with tinytorch.benchmark() as b:
 #     y = model(x)                          # unchanged model code
 # print(b.seconds, b.peak_bytes)
@@ -885,7 +886,9 @@ test_hidden_reference_backends_float64_and_3d()
 # cuDNN's benchmark mode and ATLAS-style autotuners do. It compares the *minimum* of a few runs:
 # interference from other processes only ever adds time, so the minimum is the best estimate of
 # what a kernel can do (on a busy machine, force a kernel with `matmul_kernel=` instead).
-# Other operands (batched, non-float32) go to `vectorized_matmul`.
+# Other operands (batched, non-float32) go to `vectorized_matmul`. The price: the first call for
+# each shape runs every candidate a few times (and compiles module 13's kernels the first time
+# they run), so always warm up before timing.
 #
 # `threads=N` limits BLAS (threadpoolctl) and numba to N threads while the backend is active;
 # `activate`/`deactivate` set and restore them.
@@ -1375,7 +1378,8 @@ for name, us in per_row_us.items():
 for name in ("numpy", "optimized"):
     gap = np.max(np.abs(outputs[name][:naive_rows] - outputs["naive"]))
     print(f"  max |{name} - naive| on the shared rows: {gap:.2e}")
-mlp_choices = {f"{a}@{b}": kernel for (a, b), kernel in tuned_choices.items() if a[0] == len(mlp_batch)}
+mlp_weights = {layer.weight.shape for layer in mlp.layers if isinstance(layer, Linear)}
+mlp_choices = {f"{a}@{b}": kernel for (a, b), kernel in tuned_choices.items() if a[0] == len(mlp_batch) and b in mlp_weights}
 print(f"  matmul kernels the optimized backend measured and chose: {mlp_choices}")
 
 # %% [markdown]

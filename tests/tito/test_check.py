@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 import toy
 from tito_support import edit, run_tito
+
+pytestmark = pytest.mark.slow
 
 
 def _problems(result) -> str:

@@ -15,6 +15,8 @@ import yaml
 
 from tito_support import REPO, copy_tree, run_tito, tree_digest
 
+pytestmark = pytest.mark.slow
+
 FIRST_MODULES = 3          # the real modules this suite builds the edition from: 01_tensor .. 03_layers
 REPO_FILES = ("settings.ini", "pyproject.toml", "Makefile", ".gitignore", "grading/nbgrader_config.py")
 
