@@ -52,9 +52,20 @@ def _with_cell(base, source: str, after: str | None = None) -> nbformat.Notebook
     return notebook
 
 
+def wrong_but_quiet(release) -> nbformat.NotebookNode:
+    """The release with every stub returning its input: wrong answers that raise nothing, so only a
+    successful attack on the tests could earn points."""
+    notebook = copy.deepcopy(release)
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = cell.source.replace("raise NotImplementedError()", "return x")
+    return notebook
+
+
 def attacks(release, solution, workspace: str, course: str) -> list[Submission]:
     """One submission per attack. Paths are the real ones: the attacker is assumed to know them."""
     pts = points(release)
+    quiet = wrong_but_quiet(release)
     full = sum(pts.values())
     blank_attacks = {
         "patch-numpy": "import numpy as np\nnp.allclose = lambda *a, **k: True\n"
@@ -76,9 +87,9 @@ def attacks(release, solution, workspace: str, course: str) -> list[Submission]:
                            "db.execute('UPDATE grade SET auto_score = 99')\ndb.commit()",
         "write-package": f"open('{workspace}/tinytorch/core/activations.py', 'a').write('\\nHACKED = True\\n')",
     }
-    result = [Submission(f"attack-{name}", _with_cell(release, code), 0.0, name) for name, code in blank_attacks.items()]
-    # Edited, deleted and duplicated locked cells, on the blank release.
-    tampered = copy.deepcopy(release)
+    result = [Submission(f"attack-{name}", _with_cell(quiet, code), 0.0, name) for name, code in blank_attacks.items()]
+    # Edited, deleted and duplicated locked cells, on the quietly wrong release.
+    tampered = copy.deepcopy(quiet)
     tampered.cells[_index(tampered, "test-relu")].source = "pass"
     del tampered.cells[_index(tampered, "test-sigmoid")]
     copy_of_tanh = copy.deepcopy(tampered.cells[_index(tampered, "test-tanh")])

@@ -13,6 +13,7 @@ import re
 import shutil
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +44,15 @@ class GradedCourse:
         return self.root / "grading" / "source" / module / name
 
 
+@contextmanager
 def gradebook(root: Path):
+    """nbgrader's own Gradebook on the course's SQLite file: the oracle for every score."""
     from nbgrader.api import Gradebook
 
-    warnings.filterwarnings("ignore", module="sqlalchemy")
-    return Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}", course_id="tinytorch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # SQLAlchemy deprecation noise from nbgrader
+        with Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}", course_id="tinytorch") as gb:
+            yield gb
 
 
 def grade_of(root: Path, cell: str, student: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tito_support import REPO  # noqa: E402  (the course repository)
+from tito_support import REPO
 
 HEADER = """\
 # ---

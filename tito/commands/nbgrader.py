@@ -106,7 +106,7 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     start = time.perf_counter()
-    stopped = []
+    stopped, failed = [], []
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"autograde {m.name} ({workers} worker{'s' if workers > 1 else ''})", total=len(todo), rate="")
 
@@ -115,11 +115,17 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
             bar.update(task, advance=1, rate=f"{done / (time.perf_counter() - start) * 60:.1f}/min")
             if result.stopped:
                 stopped.append((result.student, result.stopped))
+            if result.failed:
+                failed.append((result.student, result.failed))
 
         grade_submissions(course, m, todo, workers=workers, on_result=advance)
     _print_scores(course, m, todo)
     for s, reason in stopped:
         console.print(f"[yellow]{s}[/]: stopped early, {reason} (scored what it earned before)")
+    for s, reason in failed:
+        console.print(f"[red]{s}[/]: not graded, {reason}")
+    if failed:
+        raise TitoError(f"{len(failed)} submission(s) could not be graded (reasons above); run the same command again to grade them")
 
 
 def _print_scores(course: Course, m, students: list[str]) -> None:
@@ -157,7 +163,8 @@ def run_feedback(course: Course, m) -> None:
         leaked = [line for line in hidden if line in text]
         if "BEGIN HIDDEN TESTS" in text or leaked:
             page.unlink()
-            raise TitoError(f"{page} showed hidden tests and was deleted; check grading/nbgrader_config.py")
+            raise TitoError(f"{page} showed hidden tests ({(leaked or ['BEGIN HIDDEN TESTS'])[0]!r}) and was deleted; "
+                            "check grading/nbgrader_config.py")
     console.print(f"{len(pages)} feedback page(s) under {(course.root / 'feedback').relative_to(course.ws.root)}/*/{m.name}/")
 
 

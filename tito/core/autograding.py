@@ -67,7 +67,8 @@ def grade_submissions(course: Course, module: Module, students: list[str], worke
     results = []
     with prerequisite_package(course, module) as package:
         for result in executor_for(workers).run(make_jobs(course, module, students, package)):
-            record(course, module, result)
+            if not result.failed:
+                record(course, module, result)
             results.append(result)
             if on_result:
                 on_result(result)

@@ -22,7 +22,10 @@ class InlineExecutor:
 
     def run(self, jobs):
         for job in jobs:
-            yield grade(job)
+            try:
+                yield grade(job)
+            except Exception as exc:  # the grader itself failed: report it, record nothing
+                yield GradeResult(job.module, job.student, failed=f"grading failed: {type(exc).__name__}: {exc}")
 
 
 class ProcessPoolExecutor:
@@ -35,9 +38,13 @@ class ProcessPoolExecutor:
         jobs = list(jobs)
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            futures = [pool.submit(grade, job) for job in jobs]
+            futures = {pool.submit(grade, job): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except Exception as exc:  # a worker died (killed, out of memory): report, don't record
+                    job = futures[future]
+                    yield GradeResult(job.module, job.student, failed=f"grading worker failed: {type(exc).__name__}: {exc}")
 
 
 def executor_for(workers: int) -> Executor:

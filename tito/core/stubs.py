@@ -66,8 +66,9 @@ def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
 
 
 def hidden_test_lines(notebook) -> set[str]:
-    """Distinctive stripped lines inside hidden-test regions (what feedback must never show)."""
-    hidden = set()
+    """Distinctive stripped lines of hidden-test regions that appear nowhere else in the module
+    (what feedback must never show)."""
+    hidden, shown = set(), set()
     for cell in notebook.cells:
         inside = False
         for line in cell.source.splitlines():
@@ -75,6 +76,6 @@ def hidden_test_lines(notebook) -> set[str]:
                 inside = True
             elif "END HIDDEN TESTS" in line:
                 inside = False
-            elif inside and len(line.strip()) >= MIN_SECRET_LENGTH:
-                hidden.add(line.strip())
-    return hidden
+            else:
+                (hidden if inside else shown).add(line.strip())
+    return {l for l in hidden - shown if len(l) >= MIN_SECRET_LENGTH}

@@ -44,6 +44,7 @@ class GradeResult:
     stopped: str | None = None          # why the submission stopped early, if it did
     isolated: bool = False
     seconds: float = 0.0
+    failed: str | None = None           # the grader (not the submission) failed: nothing is recorded
 
     @property
     def scores(self) -> dict[str, float]:

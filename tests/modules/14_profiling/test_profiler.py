@@ -1,5 +1,7 @@
 """Profiler: counts against formulas and module 03's own parameter count, timing on a scripted clock."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,4 @@ def test_context_manager_lets_exceptions_through():
         with Profiler(clock=steady_clock(1)) as p:
             raise RuntimeError("inside")
     assert p.elapsed_s == pytest.approx(1e-9)
+    assert not tracemalloc.is_tracing()  # the block's tracing is stopped even when the block raises
