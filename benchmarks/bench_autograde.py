@@ -1,8 +1,9 @@
-"""Autograde throughput: plain `nbgrader autograde` vs `tito nbgrader autograde`, same submissions, one run.
+"""Autograde throughput: plain sequential `nbgrader autograde` vs `tito nbgrader autograde` with 1 and
+with N workers (sandbox and limits on), on the same submissions, side by side in one run.
 
 A scratch copy of the workspace gets one module released and N identical full-solution
-submissions; each tool grades all of them (--force), twice, and the median is reported as
-seconds per submission and as the ratio tito / nbgrader.
+submissions; each configuration grades all of them (--force), alternating, REPEATS times; the
+median is reported as seconds per submission and as the ratio to plain nbgrader.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import print_header, print_table, write_json
+from benchmarks.harness import print_header, print_table, verdict, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = os.environ.get("BENCH_AUTOGRADE_MODULE", "01_tensor")
@@ -57,15 +58,22 @@ def main() -> None:
         for i in range(SUBMISSIONS):
             shutil.copy2(source, uploads / f"student{i:03d}.ipynb")
         subprocess.run([*tito, "nbgrader", "collect", str(uploads)], cwd=root, env=env, check=True, capture_output=True)
-        plain, ours = [], []
-        for _ in range(REPEATS):   # alternate, so drift on a shared machine hits both alike
-            plain.append(_run([str(bin_dir / "nbgrader"), "autograde", MODULE, "--force"], root / "grading", env))
-            ours.append(_run([*tito, "nbgrader", "autograde", MODULE, "--force"], root, env))
-    plain_s = statistics.median(plain) / SUBMISSIONS
-    tito_s = statistics.median(ours) / SUBMISSIONS
-    print_table(["tool", "s / submission", "ratio to nbgrader"],
-                [["nbgrader autograde (plain, sequential)", plain_s, 1.0],
-                 ["tito nbgrader autograde", tito_s, tito_s / plain_s]])
-    print("both include process start-up; tito also checks `import tinytorch` in the grading kernel once per run")
-    write_json("autograde", {"module": MODULE, "submissions": SUBMISSIONS, "plain_s_per_submission": plain_s,
-                             "tito_s_per_submission": tito_s, "ratio": tito_s / plain_s})
+        workers = os.cpu_count() or 1
+        configs = {
+            "nbgrader autograde (plain, sequential, no limits)": ([str(bin_dir / "nbgrader"), "autograde", MODULE, "--force"], root / "grading"),
+            "tito nbgrader autograde --workers 1 (sandboxed)": ([*tito, "nbgrader", "autograde", MODULE, "--force", "--workers", "1"], root),
+            f"tito nbgrader autograde --workers {workers} (sandboxed)": ([*tito, "nbgrader", "autograde", MODULE, "--force", "--workers", str(workers)], root),
+        }
+        times = {name: [] for name in configs}
+        for _ in range(REPEATS):   # alternate, so drift on a shared machine hits all alike
+            for name, (cmd, cwd) in configs.items():
+                times[name].append(_run(cmd, cwd, env))
+    per_submission = {name: statistics.median(t) / SUBMISSIONS for name, t in times.items()}
+    plain_s = next(iter(per_submission.values()))
+    print_table(["configuration", "s / submission", "ratio to plain nbgrader"],
+                [[name, s, s / plain_s] for name, s in per_submission.items()])
+    print("every row includes its process start-up; tito also starts one sandbox per run to check `import tinytorch`")
+    one_worker = list(per_submission.values())[1]
+    print(verdict("tito 1 worker / plain nbgrader (sandbox and limits on)", one_worker / plain_s, 1.2, higher_is_better=False))
+    write_json("autograde", {"module": MODULE, "submissions": SUBMISSIONS, "workers": workers,
+                             "seconds_per_submission": per_submission})

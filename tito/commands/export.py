@@ -6,7 +6,7 @@ import typer
 
 from tito.core.console import console
 from tito.core.errors import TitoError
-from tito.core.exporter import export
+from tito.core.exporter import export_many
 from tito.core.manifest import select
 from tito.core.workspace import Workspace
 
@@ -19,8 +19,8 @@ def export_command(
     """Export a module's `#| export` cells into the tinytorch package."""
     ws = Workspace.find()
     stale = []
-    for m in select(ws, module, all_):
-        result = export(ws, m, check_only=check)
+    for result in export_many(ws, select(ws, module, all_), check_only=check):
+        m = result.module
         shown = result.source.relative_to(ws.root)
         if check:
             status = "in sync" if result.in_sync else "OUT OF SYNC: " + ", ".join(str(p.relative_to(ws.root)) for p in result.changed)

@@ -58,18 +58,23 @@ def render(ws: Workspace, module: Module) -> tuple[Path, dict[Path, str]]:
 
 
 def export(ws: Workspace, module: Module, check_only: bool = False) -> ExportResult:
-    source_path, files = render(ws, module)
-    changed = []
-    for relative, text in files.items():
-        destination = ws.root / relative
-        if destination.exists() and destination.read_text(encoding="utf-8") == text:
-            continue
-        changed.append(destination)
+    return export_many(ws, [module], check_only)[0]
+
+
+def export_many(ws: Workspace, modules: list[Module], check_only: bool = False) -> list[ExportResult]:
+    """Render every module first; write only if all of them rendered (a bad source writes nothing)."""
+    rendered = [(module, *render(ws, module)) for module in modules]
+    results = []
+    for module, source_path, files in rendered:
+        changed = [ws.root / relative for relative, text in files.items()
+                   if not (ws.root / relative).exists() or (ws.root / relative).read_text(encoding="utf-8") != text]
         if not check_only:
-            _write_atomically(destination, text)
+            for destination in changed:
+                _write_atomically(destination, files[destination.relative_to(ws.root)])
+        results.append(ExportResult(module, source_path, changed))
     if not check_only:
         ensure_package_inits(ws.package_dir)
-    return ExportResult(module, source_path, changed)
+    return results
 
 
 def ensure_package_inits(package_dir: Path) -> None:

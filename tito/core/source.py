@@ -73,7 +73,7 @@ def read_source(module: Module) -> Source:
     for index, cell in enumerate(notebook.cells):
         bad = cell.metadata.get("incorrectly_encoded_metadata")
         if bad:
-            line = _line_of(text, bad[:40])
+            line = _line_of(text, bad)
             raise TitoError(f"{path}:{line}: cell metadata is not valid JSON: {bad}; write it as nbgrader={{...}} with JSON values (true/false)")
         if path.suffix == ".ipynb" and cell.cell_type == "code":
             try:

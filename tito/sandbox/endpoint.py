@@ -57,7 +57,8 @@ def rebuild_exception(info: dict) -> Exception:
 
 # Library functions (np.ones, gc.isenabled) the tests hand to student code are sent by name and run
 # on the student's side, where the work they stand for (allocating, timing) is meant to happen.
-LIBRARY_MODULES = ("numpy", "math", "gc", "time", "operator", "statistics", "itertools", "functools", "builtins")
+LIBRARY_MODULES = ("numpy", "math", "gc", "time", "tracemalloc", "operator", "_operator", "statistics", "itertools",
+                   "functools", "_functools", "builtins")
 
 
 def library_name(obj: Any) -> str | None:
