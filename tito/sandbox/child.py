@@ -50,9 +50,11 @@ class CappedText(io.TextIOBase):
 class StudentEndpoint(Endpoint):
     accepts_library_names = True
 
-    def __init__(self, read_fd, write_fd):
+    def __init__(self, read_fd, write_fd, cells_dir: str):
         super().__init__(read_fd, write_fd)
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.cells_dir = cells_dir
+        self.cells_run = 0
 
     def dispatch_extra(self, message):
         if message.get("op") == "exec":
@@ -67,8 +69,14 @@ class StudentEndpoint(Endpoint):
     def run_cell(self, source: str, label: str) -> dict:
         out = CappedText()
         error = None
+        # Each cell is compiled from a real file: tracebacks show its lines, and numba's on-disk
+        # cache (@njit(cache=True)) needs a source file to key on.
+        self.cells_run += 1
+        path = os.path.join(self.cells_dir, f"cell_{self.cells_run:04d}.py")
         try:
-            code = compile(source, label, "exec")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(source)
+            code = compile(source, path, "exec")
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 exec(code, self.namespace)
         except BaseException as exc:  # noqa: B902 - SystemExit and KeyboardInterrupt end the cell, not us
@@ -157,7 +165,9 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     import numpy  # noqa: F401 - loaded before the memory limit, as any notebook would have it
     confine(config)
-    StudentEndpoint(3, 4).channel.serve_forever()
+    cells = os.path.join(config["scratch"], "work", "cells")
+    os.makedirs(cells, exist_ok=True)
+    StudentEndpoint(3, 4, cells).channel.serve_forever()
     os._exit(0)
 
 
