@@ -7,6 +7,7 @@ feedback, grades.csv, and the gradebook printed as a table.
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 
@@ -53,7 +54,7 @@ def demo_command(
     run_collect(course, uploads, force=False)
     console.rule("5. autograde")
     for m in modules:
-        run_autograde(course, m)
+        run_autograde(course, m, workers=os.cpu_count() or 1)
     console.rule("6. feedback and grades")
     for m in modules:
         run_feedback(course, m)

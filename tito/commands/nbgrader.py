@@ -160,7 +160,7 @@ def run_feedback(course: Course, m) -> None:
     for page in pages:
         # Highlighted code is split into <span>s and escaped: compare against the visible text.
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
-        leaked = [line for line in hidden if line in text]
+        leaked = sorted(hidden & {line.strip() for line in text.splitlines()})
         if "BEGIN HIDDEN TESTS" in text or leaked:
             page.unlink()
             raise TitoError(f"{page} showed hidden tests ({(leaked or ['BEGIN HIDDEN TESTS'])[0]!r}) and was deleted; "

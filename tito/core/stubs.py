@@ -66,8 +66,8 @@ def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
 
 
 def hidden_test_lines(notebook) -> set[str]:
-    """Distinctive stripped lines of hidden-test regions that appear nowhere else in the module
-    (what feedback must never show)."""
+    """Distinctive stripped lines of hidden-test regions whose text appears nowhere else in the
+    module, not even inside a longer line or a markdown table (what feedback must never show)."""
     hidden, shown = set(), set()
     for cell in notebook.cells:
         inside = False
@@ -78,4 +78,5 @@ def hidden_test_lines(notebook) -> set[str]:
                 inside = False
             else:
                 (hidden if inside else shown).add(line.strip())
-    return {l for l in hidden - shown if len(l) >= MIN_SECRET_LENGTH}
+    public_text = "\n".join(shown)
+    return {l for l in hidden - shown if len(l) >= MIN_SECRET_LENGTH and l not in public_text}
