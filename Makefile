@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 lint: install
-	$(BIN)/python -m pyflakes tito tests benchmarks 2>/dev/null || true
+	$(BIN)/ruff check tito tests benchmarks
 
 clean:
 	rm -rf $(VENV) grading/source grading/release grading/submitted grading/autograded \

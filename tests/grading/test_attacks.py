@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tito.core.errors import TitoError
-from tito.core.manifest import Module, discover, transitive_prerequisites
+from tito.core.manifest import discover, transitive_prerequisites
 from tito.core.source import Source, package_imports
 from tito.core.workspace import Workspace
 

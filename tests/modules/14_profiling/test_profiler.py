@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from tinytorch.core.activations import GELU, ReLU, Softmax
+from tinytorch.core.activations import GELU, Softmax
 from tinytorch.core.layers import Linear, Sequential, count_parameters
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling.profiler import Profiler, format_layer_table
