@@ -27,6 +27,8 @@ def make_workspace(root: Path) -> Path:
         settings.write(handle)
     for name in MODULES:
         shutil.copytree(REPO / "modules" / name, root / "modules" / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / "tests" / "modules" / name, root / "tests" / "modules" / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     package = root / "tinytorch"
     for path in [*(REPO / "tinytorch").rglob("__init__.py"), REPO / "tinytorch/core/tensor.py", REPO / "tinytorch/core/activations.py"]:
         (package / path.relative_to(REPO / "tinytorch")).parent.mkdir(parents=True, exist_ok=True)

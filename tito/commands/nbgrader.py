@@ -81,13 +81,16 @@ def autograde_command(
     student: str = typer.Option(None, "--student", help="grade only this student"),
     force: bool = typer.Option(False, "--force", help="grade again submissions that already have a grade"),
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", help="parallel grading workers"),
+    package_tests: bool = typer.Option(False, "--package-tests",
+                                       help="also run the module's package tests on each submission's exported code (reported in feedback)"),
 ) -> None:
     """Autograde every collected submission of a module into the gradebook (sandboxed, parallel, resumable)."""
     course = _course()
-    run_autograde(course, resolve(course.ws, module), student, force, workers)
+    run_autograde(course, resolve(course.ws, module), student, force, workers, package_tests)
 
 
-def run_autograde(course: Course, m, student: str | None = None, force: bool = False, workers: int = 1) -> None:
+def run_autograde(course: Course, m, student: str | None = None, force: bool = False, workers: int = 1,
+                  package_tests: bool = False) -> None:
     if not course.release_notebook(m).exists():
         raise TitoError(f"{m.name} has not been released; run `tito nbgrader generate {m.name}` first")
     students = course.submitted_students(m)
@@ -106,7 +109,7 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     start = time.perf_counter()
-    stopped, failed = [], []
+    stopped, failed, reports = [], [], {}
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"autograde {m.name} ({workers} worker{'s' if workers > 1 else ''})", total=len(todo), rate="")
 
@@ -117,9 +120,10 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
                 stopped.append((result.student, result.stopped))
             if result.failed:
                 failed.append((result.student, result.failed))
+            reports[result.student] = result.package_tests or ""
 
-        grade_submissions(course, m, todo, workers=workers, on_result=advance)
-    _print_scores(course, m, todo)
+        grade_submissions(course, m, todo, workers=workers, on_result=advance, package_tests=package_tests)
+    _print_scores(course, m, todo, reports if package_tests else None)
     for s, reason in stopped:
         console.print(f"[yellow]{s}[/]: stopped early, {reason} (scored what it earned before)")
     for s, reason in failed:
@@ -128,17 +132,20 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
         raise TitoError(f"{len(failed)} submission(s) could not be graded (reasons above); run the same command again to grade them")
 
 
-def _print_scores(course: Course, m, students: list[str]) -> None:
+def _print_scores(course: Course, m, students: list[str], package_tests: dict | None = None) -> None:
     table = Table(title=f"{m.name} scores")
     table.add_column("student")
     table.add_column("score")
+    if package_tests is not None:
+        table.add_column("package tests on the exported code")
     with quiet_sqlalchemy(), course.gradebook() as gb:
         for s in students:
             try:
                 sub = gb.find_submission(m.name, s)
-                table.add_row(s, f"{sub.score:g} / {sub.max_score:g}")
+                row = [s, f"{sub.score:g} / {sub.max_score:g}"]
             except Exception:
-                table.add_row(s, "not graded")
+                row = [s, "not graded"]
+            table.add_row(*row, *([package_tests.get(s, "")] if package_tests is not None else []))
     console.print(table)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tito.core.course import Course, notebook_name
+from tito.core.exporter import render
 from tito.core.errors import TitoError
 from tito.core.executor import executor_for
 from tito.core.manifest import Module, discover, transitive_prerequisites
@@ -46,7 +47,24 @@ def prerequisite_package(course: Course, module: Module) -> Iterator[Path]:
         yield target
 
 
-def make_jobs(course: Course, module: Module, students: list[str], package: Path) -> list[GradeJob]:
+def artifact(course: Course, module: Module, student: str) -> dict:
+    """What the student's notebook would export, plus the module's package tests, for the sandbox."""
+    ws = course.ws
+    notebook = course.submission_dir(student, module) / notebook_name(module)
+    try:
+        _, files = render(ws, module, notebook)
+    except TitoError as exc:
+        return {"error": f"the submission does not export: {str(exc).splitlines()[0][:300]}"}
+    except Exception as exc:  # nbdev on a mangled notebook: report, do not stop the batch
+        return {"error": f"the submission does not export ({type(exc).__name__})"}
+    package_files = {str(p.relative_to(ws.package_name)): text for p, text in files.items()}
+    tests_dir = ws.tests_dir / "modules" / module.name
+    tests = {p.name: p.read_text(encoding="utf-8") for p in sorted(tests_dir.glob("*.py"))} if tests_dir.is_dir() else {}
+    return {"package_files": package_files, "tests": tests}
+
+
+def make_jobs(course: Course, module: Module, students: list[str], package: Path,
+              package_tests: bool = False) -> list[GradeJob]:
     source = read_source(module)
     tests = [{"grade_id": c.metadata["nbgrader"]["grade_id"], "source": c.source,
               "points": float(c.metadata["nbgrader"].get("points", 0))}
@@ -57,16 +75,21 @@ def make_jobs(course: Course, module: Module, students: list[str], package: Path
     limits = course.ws.grading_limits(module.grading).__dict__
     return [GradeJob(module=module.name, student=s, submission=str(course.submission_dir(s, module) / notebook_name(module)),
                      tests=tests, trusted_imports=imports, package=str(package), workspace=str(course.ws.root),
-                     hide=hide, limits=dict(limits), slot=slot)
+                     hide=hide, limits=dict(limits), slot=slot,
+                     artifact=artifact(course, module, s) if package_tests else None)
             for slot, s in enumerate(students)]
 
 
 def grade_submissions(course: Course, module: Module, students: list[str], workers: int = 1,
-                      on_result: Callable[[GradeResult], None] | None = None) -> list[GradeResult]:
-    """Grade and record each submission as it finishes (so a killed run resumes where it stopped)."""
+                      on_result: Callable[[GradeResult], None] | None = None, package_tests: bool = False) -> list[GradeResult]:
+    """Grade and record each submission as it finishes (so a killed run resumes where it stopped).
+
+    package_tests: also run the module's package tests on each submission's exported code (a report
+    in the feedback, not points: the submission's own code runs in that process).
+    """
     results = []
     with prerequisite_package(course, module) as package:
-        for result in executor_for(workers).run(make_jobs(course, module, students, package)):
+        for result in executor_for(workers).run(make_jobs(course, module, students, package, package_tests)):
             if not result.failed:
                 record(course, module, result)
             results.append(result)

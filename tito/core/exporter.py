@@ -35,15 +35,19 @@ class ExportResult:
         return not self.changed
 
 
-def render(ws: Workspace, module: Module) -> tuple[Path, dict[Path, str]]:
-    """Export one module in memory: (source read, {package-relative path: text}). Nothing is written."""
-    source = read_source(module)
+def render(ws: Workspace, module: Module, path: Path | None = None) -> tuple[Path, dict[Path, str]]:
+    """Export one module in memory: (source read, {package-relative path: text}). Nothing is written.
+
+    path: another notebook of the module to export instead of its source (a student's submission).
+    """
+    source = read_source(module, path)
     target = check_source(source, ws.package_name)
     check_imports(ws, source)
     with tempfile.TemporaryDirectory(prefix="tito-export-") as scratch:
         scratch = Path(scratch)
         lib = scratch / ws.package_name
-        nb_path = scratch / source.path.relative_to(ws.root)
+        inside = source.path.is_relative_to(ws.root)
+        nb_path = scratch / (source.path.relative_to(ws.root) if inside else source.path.name)
         processor = ExportModuleProc()
         NBProcessor(nb=dict2nb(source.notebook), procs=[processor]).process()
         code_cells = [c for c in processor.modules.get("#", []) if c.cell_type == "code"]

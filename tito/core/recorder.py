@@ -59,6 +59,10 @@ def _write_autograded(course: Course, module: Module, result: GradeResult, times
             restored = nbformat.from_dict(instructor[outcome.grade_id])
             restored.outputs = _outputs(outcome)
             submitted.cells.append(restored)
+    if result.package_tests:
+        submitted.cells.append(nbformat.v4.new_markdown_cell(
+            f"**Package tests on the code your notebook exports** (`tests/modules/{module.name}`, a report, "
+            f"not points): {result.package_tests}"))
     target = course.autograded_notebook(result.student, module)
     target.parent.mkdir(parents=True, exist_ok=True)
     if timestamp_file.exists():

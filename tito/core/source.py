@@ -55,9 +55,10 @@ def _line_of(text: str, needle: str) -> int:
     return 0
 
 
-def read_source(module: Module) -> Source:
-    """Parse the module's source into a notebook with deterministic cell ids; bad input names file and line."""
-    path = source_path(module)
+def read_source(module: Module, path: Path | None = None) -> Source:
+    """Parse the module's source (or another notebook of it, e.g. a submission) into a notebook with
+    deterministic cell ids; bad input names file and line."""
+    path = path or source_path(module)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 import contextlib
 import io
 import time
@@ -45,6 +46,7 @@ class GradeResult:
     isolated: bool = False
     seconds: float = 0.0
     failed: str | None = None           # the grader (not the submission) failed: nothing is recorded
+    package_tests: str | None = None    # the instructor's package tests on the submission's export
 
     @property
     def scores(self) -> dict[str, float]:
@@ -68,6 +70,8 @@ class GradeJob:
     hide: list[str]
     limits: dict
     slot: int
+    # With --package-tests: {"package_files": {path: code}, "tests": {name: text}} or {"error": why}.
+    artifact: dict | None = None
 
 
 def trusted_import_source(cells: list[str], package: str) -> str:
@@ -166,8 +170,44 @@ def grade(job: GradeJob) -> GradeResult:
     finally:
         endpoint.channel.deadline = None
         sandbox.stop()
+    if job.artifact is not None:
+        result.package_tests = _run_package_tests(job, limits)
     result.seconds = time.monotonic() - start
     return result
+
+
+# Runs in a fresh limited process whose package holds the submission's own export. The editable
+# install would map `tinytorch` back to the course's reference package, so its finder goes first.
+PACKAGE_TEST_RUNNER = """
+import subprocess, sys
+code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__name__', '').lower()]; "
+        "import pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-o', 'addopts=--import-mode=importlib', "
+        "'work/package-tests']))")
+run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+print(run.stdout[-4000:])
+"""
+
+
+def _run_package_tests(job: GradeJob, limits: GradingLimits) -> str:
+    """The instructor's package tests against the code the student would export (informational:
+    the submission's own code runs in that process, so this is a report, not a score)."""
+    if "error" in job.artifact:
+        return f"not run: {job.artifact['error']}"
+    tests = {f"package-tests/{name}": text for name, text in job.artifact["tests"].items()}
+    sandbox = launcher.start(Path(job.package), Path(job.workspace), [Path(p) for p in job.hide], limits, job.slot,
+                             package_files=job.artifact["package_files"], work_files=tests)
+    try:
+        sandbox.endpoint.channel.deadline = time.monotonic() + limits.submission_timeout
+        ran = sandbox.endpoint.value("exec", source=PACKAGE_TEST_RUNNER, label="<package tests>")
+    except ChannelTimeout:
+        return f"stopped: the submission time limit ({limits.submission_timeout} s) was reached"
+    except ChannelClosed:
+        return "stopped: the process running them ended"
+    finally:
+        sandbox.stop()
+    output = str(ran.get("output", ""))
+    totals = [line.strip("= ") for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    return totals[-1] if totals else "no test summary: " + (output.strip().splitlines() or ["no output"])[-1][:300]
 
 
 def _run_test(test: dict, namespace: dict, trusted_names: set[str], endpoint) -> tuple[str, str | None]:

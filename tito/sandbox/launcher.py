@@ -69,12 +69,20 @@ class Sandbox:
         return f"signal {-code}" if code < 0 else f"exit code {code}"
 
 
-def start(package_source: Path, workspace: Path, hide: list[Path], limits: GradingLimits, slot: int) -> Sandbox:
-    """Start a limited process whose `tinytorch` is a copy of package_source (prerequisites only)."""
+def start(package_source: Path, workspace: Path, hide: list[Path], limits: GradingLimits, slot: int,
+          package_files: dict[str, str] | None = None, work_files: dict[str, str] | None = None) -> Sandbox:
+    """Start a limited process whose `tinytorch` is a copy of package_source (prerequisites only).
+
+    package_files / work_files: extra files (relative path -> text) for its package / its work folder.
+    """
     scratch = Path(tempfile.mkdtemp(prefix="tito-sandbox-"))
     package_root = scratch / "site"
     shutil.copytree(package_source, package_root / "tinytorch")
     (scratch / "work").mkdir()
+    for base, files in ((package_root / "tinytorch", package_files), (scratch / "work", work_files)):
+        for relative, text in (files or {}).items():
+            (base / relative).parent.mkdir(parents=True, exist_ok=True)
+            (base / relative).write_text(text, encoding="utf-8")
     isolated = can_isolate()
     config = {
         "isolate": isolated,
