@@ -103,7 +103,7 @@ def attacks(release, solution, workspace: str, course: str) -> list[Submission]:
     limit_attacks = [
         ("exit-process", "import os\nos._exit(0)", "test-sigmoid", up_to("test-relu", "test-sigmoid")),
         ("infinite-loop", "while True:\n    pass", "test-relu", up_to("test-relu")),
-        ("sleep", "import time\ntime.sleep(10_000)", "test-tanh", up_to("test-relu", "test-sigmoid", "test-tanh")),
+        ("sleep", "from time import sleep\nsleep(10_000)", "test-tanh", up_to("test-relu", "test-sigmoid", "test-tanh")),
         ("fork-bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", "test-gelu",
          up_to("test-relu", "test-sigmoid", "test-tanh", "test-gelu")),
         ("memory-bomb", "hog = bytearray(64 * 2**30)", "test-relu", full),

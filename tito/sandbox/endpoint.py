@@ -126,7 +126,11 @@ class Endpoint:
             kind = "object"
         name = getattr(obj, "__name__", None) if kind != "object" else type(obj).__name__
         ref = {"$ref": rid, "kind": kind, "name": str(name or type(obj).__name__)}
-        if kind != "class":
+        if kind == "class":
+            # Bases come along, so a class hierarchy keeps its shape (registries walk __mro__).
+            ref["bases"] = [self.make_ref(b) for b in obj.__bases__ if b is not object and proxy_ref(b) is None
+                            and not (self.sends_library_names and library_name(b))]
+        else:
             ref["cls"] = self.make_ref(type(obj))
         return ref
 
@@ -146,7 +150,8 @@ class Endpoint:
         if rid not in self.proxies:
             name = str(data.get("name", "object"))
             if data.get("kind") == "class":
-                self.proxies[rid] = make_class_proxy(self, rid, name)
+                bases = [self.resolve_ref(b) for b in data.get("bases", [])[:16] if isinstance(b, dict) and "$ref" in b]
+                self.proxies[rid] = make_class_proxy(self, rid, name, bases)
             else:
                 cls_ref = data.get("cls")
                 cls = self.resolve_ref(cls_ref) if isinstance(cls_ref, dict) and "$ref" in cls_ref else None

@@ -170,9 +170,6 @@ class RemoteClassMeta(type):
             return bool(endpoint.value("isinstance", ref=cls._class_ref, value=endpoint.encode(obj)))
         return False
 
-    def __subclasscheck__(cls, sub):
-        return sub is cls
-
     def __getattr__(cls, name):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
@@ -186,8 +183,14 @@ def _safe_name(name: str) -> str:
     return "".join(ch for ch in name if ch.isalnum() or ch == "_")[:64] or "Remote"
 
 
-def make_class_proxy(endpoint, rid: int, name: str) -> type:
-    return RemoteClassMeta(_safe_name(name), (Proxy,), {"__slots__": (), "_class_endpoint": endpoint, "_class_ref": rid})
+def make_class_proxy(endpoint, rid: int, name: str, bases: list | None = None) -> type:
+    """A local class standing for a remote one; remote base classes become its bases."""
+    remote_bases = tuple(b for b in (bases or []) if isinstance(b, RemoteClassMeta))
+    try:
+        return RemoteClassMeta(_safe_name(name), (*remote_bases, Proxy) if remote_bases else (Proxy,),
+                               {"__slots__": (), "_class_endpoint": endpoint, "_class_ref": rid})
+    except TypeError:   # an MRO the bases cannot form: keep the class, drop the hierarchy
+        return RemoteClassMeta(_safe_name(name), (Proxy,), {"__slots__": (), "_class_endpoint": endpoint, "_class_ref": rid})
 
 
 def make_instance_proxy(endpoint, rid: int, name: str, cls: Any = None) -> Proxy:
