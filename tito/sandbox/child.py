@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
 import traceback
 
@@ -85,8 +84,26 @@ class StudentEndpoint(Endpoint):
         return {"output": out.getvalue(), "error": error}
 
 
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True)
+MS_BIND = 4096
+
+
+def _mount(source: str, target: str, fstype: str | None = None, options: str | None = None, flags: int = 0) -> None:
+    """mount(2) itself: mount(8) would canonicalise a /proc/PID/fd source into a path, losing the folder."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    encode = lambda v: None if v is None else v.encode()  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(options)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def _tmpfs(target: str, options: str) -> None:
+    _mount("tmpfs", target, "tmpfs", options)
+
+
+def _bind(source: str, target: str) -> None:
+    _mount(source, target, flags=MS_BIND)
 
 
 def make_traversable(needed: list[str], own: str) -> None:
@@ -111,11 +128,24 @@ def make_traversable(needed: list[str], own: str) -> None:
         stash = Path(tempfile.mkdtemp(prefix="tito-runtime-", dir="/tmp"))
         for entry in keep:
             (stash / entry).mkdir()
-            _mount("--bind", str(ancestor / entry), str(stash / entry))
-        _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(ancestor))
+            _bind(str(ancestor / entry), str(stash / entry))
+        _tmpfs(str(ancestor), "size=1m,mode=0755")
         for entry in keep:
             (ancestor / entry).mkdir()
-            _mount("--bind", str(stash / entry), str(ancestor / entry))
+            _bind(str(stash / entry), str(ancestor / entry))
+
+
+def private_temp_folders(scratch: str) -> None:
+    """/tmp, /var/tmp and /dev/shm become empty tmpfs in this mount namespace (nothing the submission
+    writes there outlives it or reaches another one); the scratch folder, which lives under /tmp, is
+    bound back at its own path through a file descriptor opened before the mount covered it."""
+    keep = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(folder):
+            _tmpfs(folder, "size=256m,mode=1777")
+    os.makedirs(scratch, exist_ok=True)
+    _bind(f"/proc/self/fd/{keep}", scratch)
+    os.close(keep)
 
 
 def confine(config: dict) -> None:
@@ -125,9 +155,10 @@ def confine(config: dict) -> None:
 
         make_traversable([sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(tito.__file__)),
                           *[p for p in sys.path if p]], config["scratch"])
+        private_temp_folders(config["scratch"])
         for path in config.get("hide", []):
             if os.path.isdir(path):
-                _mount("-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", path)
+                _tmpfs(path, "size=1m,mode=0555")
         uid = int(config["uid"])
         os.chown(config["scratch"], uid, uid)
         for root, dirs, files in os.walk(config["scratch"]):
