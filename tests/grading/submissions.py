@@ -108,6 +108,8 @@ def attacks(release, solution, workspace: str, course: str) -> list[Submission]:
          up_to("test-relu", "test-sigmoid", "test-tanh", "test-gelu")),
         ("memory-bomb", "hog = bytearray(64 * 2**30)", "test-relu", full),
         ("huge-print", "chunk = 'x' * 2**20\nfor _ in range(1024):\n    print(chunk)", "test-relu", full),
+        # Writes a frame of garbage into the pipe its answers travel on (fd 4).
+        ("forge-channel", "import os, struct\nos.write(4, struct.pack('>Q', 9) + b'not json!')", "test-relu", up_to("test-relu")),
     ]
     result += [Submission(f"attack-{name}", _with_cell(solution, code, after), score, name)
                for name, code, after, score in limit_attacks]

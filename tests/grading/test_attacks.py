@@ -25,7 +25,7 @@ def _honest_set(release, solution):
 
 @pytest.fixture(scope="module")
 def graded_batch(tmp_path_factory, released_course):
-    """40 uploads (23 honest, 16 attacks, 1 not a notebook), collected and graded with 2 workers."""
+    """41 uploads (23 honest, 17 attacks, 1 not a notebook), collected and graded with 2 workers."""
     import shutil
 
     root = tmp_path_factory.mktemp("batch") / "course"
@@ -49,7 +49,7 @@ def _total(scores, student):
     return sum(v for (s, _), v in scores.items() if s == student)
 
 
-def test_batch_of_40_uploads_finishes_and_reports_the_garbled_one(graded_batch):
+def test_batch_of_41_uploads_finishes_and_reports_the_garbled_one(graded_batch):
     assert "garbled.ipynb: not a valid notebook" in graded_batch["collect"].stdout
     graded = {s for s, _ in graded_batch["scores"]}
     assert graded == {s.student for s in graded_batch["submissions"]}
@@ -64,7 +64,8 @@ def test_attack_on_the_tests_earns_nothing(graded_batch, attack):
     assert all(v == 0 for v in per_test.values()), per_test
 
 
-@pytest.mark.parametrize("attack", ["exit-process", "infinite-loop", "sleep", "fork-bomb", "memory-bomb", "huge-print"])
+@pytest.mark.parametrize("attack", ["exit-process", "infinite-loop", "sleep", "fork-bomb", "memory-bomb", "huge-print",
+                                    "forge-channel"])
 def test_limit_attack_keeps_exactly_what_was_earned_before(graded_batch, attack):
     submission = next(s for s in graded_batch["submissions"] if s.attack == attack)
     assert _total(graded_batch["scores"], submission.student) == submission.honest_score

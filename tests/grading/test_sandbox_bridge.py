@@ -28,7 +28,7 @@ def student():
     endpoint.sends_library_names = True
 
     def run(code: str, name: str | None = None):
-        ran = endpoint.value("exec", source=code, label="<t>")
+        ran = endpoint.value("exec", source=code)
         assert ran["error"] is None, ran["error"]
         if name:
             return endpoint.decode(endpoint.ask("lookup", name=name)["ok"])

@@ -39,7 +39,7 @@ def run_in_sandbox(tmp_path):
     def run(code: str, memory_mb: int = 2048) -> dict:
         sandbox = launcher.start(package, tmp_path, [secret], GradingLimits(20, 60, memory_mb, 64), slot=11)
         started.append(sandbox)
-        return sandbox.endpoint.value("exec", source=code, label="<t>")
+        return sandbox.endpoint.value("exec", source=code)
 
     yield run, secret
     for sandbox in started:

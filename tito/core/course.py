@@ -149,13 +149,6 @@ def place_submission(course: Course, student: str, module: Module, notebook_path
     return folder / notebook_name(module)
 
 
-def autograde(course: Course, module: Module, student: str) -> None:
-    """Grade one collected submission into the gradebook (the sandboxed grader; see tito.core.autograding)."""
-    from tito.core.autograding import grade_submissions
-
-    grade_submissions(course, module, [student])
-
-
 def cell_scores(course: Course, module: Module, student: str) -> list[CellScore]:
     """Per graded cell score of one autograded submission, from the gradebook."""
     with quiet_sqlalchemy(), course.gradebook() as gb:

@@ -78,6 +78,11 @@ def run_package_tests(ws: Workspace, module: Module) -> StepResult:
         return StepResult("package tests", True, counts, output)
     if proc.returncode == 5:
         return StepResult("package tests", False, f"no tests collected in {folder.relative_to(ws.root)}", output)
-    failed = [l.split(" ", 1)[1] for l in proc.stdout.splitlines() if l.startswith("FAILED ")]
-    detail = "; ".join(failed[:3]) if failed else counts
+    # "FAILED tests/x.py::test_y[case] - message" -> one entry per test function, with its case count.
+    node_ids = [re.sub(r"\[.*$", "", l.split(" ", 1)[1].split(" - ", 1)[0]) for l in proc.stdout.splitlines()
+                if l.startswith("FAILED ")]
+    names = [Path(n.split("::")[0]).name + "::" + n.split("::")[-1] for n in node_ids]
+    distinct = list(dict.fromkeys(names))
+    shown = [f"{n} ({names.count(n)} cases)" if names.count(n) > 1 else n for n in distinct[:4]]
+    detail = f"{counts}: " + ", ".join(shown) + (" ..." if len(distinct) > 4 else "") if names else counts
     return StepResult("package tests", False, detail, output)

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 HEADER = struct.Struct(">Q")
-MAX_MESSAGE = 512 * 2**20     # a limited process cannot make the trusted one allocate more
+MAX_MESSAGE = 128 * 2**20     # a limited process cannot make the trusted one allocate more
 
 
 class ChannelClosed(Exception):

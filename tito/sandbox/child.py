@@ -57,7 +57,7 @@ class StudentEndpoint(Endpoint):
 
     def dispatch_extra(self, message):
         if message.get("op") == "exec":
-            return {"ok": self.encode(self.run_cell(str(message.get("source", "")), str(message.get("label", "cell"))))}
+            return {"ok": self.encode(self.run_cell(str(message.get("source", ""))))}
         if message.get("op") == "lookup":
             name = str(message.get("name"))
             if name not in self.namespace:
@@ -65,7 +65,7 @@ class StudentEndpoint(Endpoint):
             return {"ok": self.encode(self.namespace[name])}
         return super().dispatch_extra(message)
 
-    def run_cell(self, source: str, label: str) -> dict:
+    def run_cell(self, source: str) -> dict:
         out = CappedText()
         error = None
         # Each cell is compiled from a real file: tracebacks show its lines, and numba's on-disk

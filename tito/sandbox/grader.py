@@ -151,10 +151,10 @@ def grade(job: GradeJob) -> GradeResult:
             endpoint.channel.deadline = min(time.monotonic() + limits.cell_timeout, submission_deadline)
             try:
                 if kind == "student":
-                    ran = endpoint.value("exec", source=item, label=f"<cell {index + 1}>")
-                    outcome.output = str(ran.get("output", ""))
+                    ran = endpoint.value("exec", source=item)
+                    outcome.output = str(ran.get("output", ""))[:MAX_TEST_OUTPUT]
                     if ran.get("error"):
-                        outcome.error = str(ran["error"].get("traceback") or ran["error"].get("message"))
+                        outcome.error = str(ran["error"].get("traceback") or ran["error"].get("message"))[:MAX_TEST_OUTPUT]
                 else:
                     outcome.output, outcome.error = _run_test(test, namespace, trusted_names, endpoint)
                     outcome.score = 0.0 if outcome.error else outcome.max_score
@@ -167,6 +167,10 @@ def grade(job: GradeJob) -> GradeResult:
             except ChannelClosed:
                 result.stopped = f"the submission's process ended in cell {index + 1} ({sandbox.stop()})"
                 outcome.error = result.stopped
+            except Exception as exc:  # a malformed answer from the limited process: its fault, not ours
+                result.stopped = f"the submission's process answered nonsense in cell {index + 1} ({type(exc).__name__})"
+                outcome.error = result.stopped
+                sandbox.stop()
     finally:
         endpoint.channel.deadline = None
         sandbox.stop()
@@ -198,7 +202,7 @@ def _run_package_tests(job: GradeJob, limits: GradingLimits) -> str:
                              package_files=job.artifact["package_files"], work_files=tests)
     try:
         sandbox.endpoint.channel.deadline = time.monotonic() + limits.submission_timeout
-        ran = sandbox.endpoint.value("exec", source=PACKAGE_TEST_RUNNER, label="<package tests>")
+        ran = sandbox.endpoint.value("exec", source=PACKAGE_TEST_RUNNER)
     except ChannelTimeout:
         return f"stopped: the submission time limit ({limits.submission_timeout} s) was reached"
     except ChannelClosed:
