@@ -106,56 +106,56 @@ def _bind(source: str, target: str) -> None:
     _mount(source, target, flags=MS_BIND)
 
 
-def make_traversable(needed: list[str], own: str) -> None:
-    """Let an unprivileged uid reach the Python runtime even when it lives under a private folder.
-
-    In this mount namespace only: a private ancestor (say /root, mode 0700) is covered by an empty
-    tmpfs, and just the entries leading to the runtime are bound back in. Everything else in that
-    folder stays out of sight.
-    """
-    import stat
-    import tempfile
+def cover(folder: str, keep: list[str], options: str) -> None:
+    """Mount an empty tmpfs over folder, then bind each path of keep that lies inside it back at its
+    own place (through file descriptors opened before the mount hid them)."""
     from pathlib import Path
 
-    # `own` (the scratch folder) is handed to the sandbox uid itself, so it needs no overlay.
-    needed_paths = [Path(p).resolve() for p in needed if p and os.path.exists(p)
-                    and not Path(p).resolve().is_relative_to(Path(own).resolve())]
-    ancestors = sorted({a for p in needed_paths for a in p.parents if a != Path("/")}, key=lambda a: len(a.parts))
+    inside = {Path(p) for p in keep if Path(p) != Path(folder) and Path(p).is_relative_to(folder)}
+    outermost = sorted(p for p in inside if not any(p != q and p.is_relative_to(q) for q in inside))
+    held = [(p, os.open(p, os.O_RDONLY | os.O_DIRECTORY)) for p in outermost if p.is_dir()]
+    _tmpfs(folder, options)
+    for path, fd in held:
+        os.makedirs(path, exist_ok=True)
+        _bind(f"/proc/self/fd/{fd}", str(path))
+        os.close(fd)
+
+
+def runtime_paths() -> list[str]:
+    """Folders the limited process must still reach: the Python runtime, its packages, tito."""
+    import tito
+
+    paths = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(tito.__file__)), *sys.path]
+    return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
+
+
+def make_traversable(needed: list[str]) -> None:
+    """Let an unprivileged uid reach the Python runtime even when it lives under a private folder:
+    a private ancestor (say /root, mode 0700) is covered, and only the runtime is bound back."""
+    import stat
+    from pathlib import Path
+
+    ancestors = sorted({a for p in needed for a in Path(p).parents if a != Path("/")}, key=lambda a: len(a.parts))
     for ancestor in ancestors:
-        if os.stat(ancestor).st_mode & stat.S_IXOTH:
-            continue
-        keep = sorted({p.relative_to(ancestor).parts[0] for p in needed_paths if ancestor in p.parents})
-        stash = Path(tempfile.mkdtemp(prefix="tito-runtime-", dir="/tmp"))
-        for entry in keep:
-            (stash / entry).mkdir()
-            _bind(str(ancestor / entry), str(stash / entry))
-        _tmpfs(str(ancestor), "size=1m,mode=0755")
-        for entry in keep:
-            (ancestor / entry).mkdir()
-            _bind(str(stash / entry), str(ancestor / entry))
+        if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+            cover(str(ancestor), needed, "size=1m,mode=0755")
 
 
-def private_temp_folders(scratch: str) -> None:
-    """/tmp, /var/tmp and /dev/shm become empty tmpfs in this mount namespace (nothing the submission
-    writes there outlives it or reaches another one); the scratch folder, which lives under /tmp, is
-    bound back at its own path through a file descriptor opened before the mount covered it."""
-    keep = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
+def private_temp_folders(keep: list[str]) -> None:
+    """/tmp, /var/tmp and /dev/shm become empty in this mount namespace (nothing the submission writes
+    there outlives it or reaches another one); the scratch folder and the runtime, which may live
+    there, are bound back."""
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(folder):
-            _tmpfs(folder, "size=256m,mode=1777")
-    os.makedirs(scratch, exist_ok=True)
-    _bind(f"/proc/self/fd/{keep}", scratch)
-    os.close(keep)
+            cover(folder, keep, "size=256m,mode=1777")
 
 
 def confine(config: dict) -> None:
     """Namespaces were made by the launcher; here: hide secrets, drop privileges, set limits."""
     if config.get("isolate") and os.geteuid() == 0:
-        import tito
-
-        make_traversable([sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(tito.__file__)),
-                          *[p for p in sys.path if p]], config["scratch"])
-        private_temp_folders(config["scratch"])
+        runtime = [p for p in runtime_paths() if not p.startswith(os.path.realpath(config["scratch"]))]
+        make_traversable(runtime)
+        private_temp_folders([*runtime, os.path.realpath(config["scratch"])])
         for path in config.get("hide", []):
             if os.path.isdir(path):
                 _tmpfs(path, "size=1m,mode=0555")
