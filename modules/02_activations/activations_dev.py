@@ -63,17 +63,48 @@ import warnings          # the tests turn NumPy's overflow warnings into failure
 # %% [markdown]
 # All activations share two small behaviours: calling the object runs `forward`, and they have no
 # trainable parameters (so `Sequential` in module 03 can ask any layer for its parameters).
+#
+# Calling also passes through a small **dispatch point**, the twin of module 03's matmul backends:
+# a later module may register a faster kernel for an activation by name (module 15's backends
+# register fused ReLU and GELU), and every model built from these classes then uses it with no
+# change to its code. Until one is registered, `act(x)` is simply `act.forward(x)`, the code you
+# write below. Only activations without settings are routed (Softmax has an `axis`).
+#
+# ```
+# act(x) ──► kernel registered for "relu"? ──yes──► kernel(x.data)   (module 15's backend)
+#                                          └─no──► act.forward(x)    (this module)
+# ```
 
 # %%
 #| export
+_ACTIVATION_KERNELS: dict = {}   # lower-case class name ("relu", "gelu") -> kernel(ndarray) -> ndarray
+
+
+def register_activation_kernel(name: str, kernel) -> None:
+    """Route every call of the activation `name` ("relu", "gelu", ...) through kernel(ndarray) -> ndarray.
+
+    kernel=None removes the route, so the activation's own forward runs again.
+    """
+    if kernel is None:
+        _ACTIVATION_KERNELS.pop(name, None)
+    elif not callable(kernel):
+        raise TypeError(f"the kernel for {name!r} must be callable (ndarray -> ndarray), got {type(kernel).__name__}")
+    else:
+        _ACTIVATION_KERNELS[name] = kernel
+
+
 class Activation:
-    """Base class: `act(x)` calls `act.forward(x)`; activations hold no parameters."""
+    """Base class: `act(x)` calls `act.forward(x)` (or a registered kernel); activations hold no parameters."""
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
+        kernel = _ACTIVATION_KERNELS.get(type(self).__name__.lower())
+        if kernel is None or vars(self):   # activations with settings (Softmax's axis) are not routed
+            return self.forward(x)
+        result = kernel(x.data if isinstance(x, Tensor) else np.asarray(x))
+        return Tensor(result, dtype=result.dtype)
 
     def parameters(self) -> list:
         return []

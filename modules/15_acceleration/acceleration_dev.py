@@ -65,7 +65,7 @@ from numba import njit
 from threadpoolctl import ThreadpoolController
 
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.activations import GELU, ReLU
+from tinytorch.core.activations import GELU, ReLU, register_activation_kernel
 from tinytorch.core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from tinytorch.core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
 from tinytorch.profiling.profiler import MemoryProfiler, Timer
@@ -720,11 +720,11 @@ for p in points:
 # `linear(x, weight, bias, activation)` is one layer and the activation after it. The base class
 # does it in three steps (every backend gets it for free); the optimized backend overrides it.
 #
-# Activations are another matter: module 02's `ReLU` and `GELU` have no dispatch point, so
-# `model(x)` always runs them in NumPy. `backend_forward(model, x)` (below) walks a `Sequential`
-# and sends `Linear`, `ReLU` and `GELU` layers to the current backend, still without touching the
-# model. (A dispatch point in module 02, like module 03's for matmul, would make `model(x)` do
-# this by itself.)
+# Activations have a dispatch point too, in module 02 (`register_activation_kernel`): once a
+# backend is set, `model(x)` runs its matmuls *and* its ReLU/GELU on that backend. What a
+# per-layer dispatch point cannot do is fuse across layers: `backend_forward(model, x)` (below)
+# walks a `Sequential` and hands each `Linear` and the activation after it to the backend's
+# `linear` as one operation, so the bias and the activation happen in one in-place pass.
 
 # %%
 #| export
@@ -1095,8 +1095,9 @@ test_hidden_optimized_backend_shape_error_names_shapes()
 # * `set_backend(name)`: unknown name → `ValueError` listing `available_backends()`. Otherwise
 #   call `deactivate()` on the current backend (if the current matmul backend is one of ours),
 #   plug the new backend's `matmul` into module 03's dispatch point under its name
-#   (`register_matmul`, then `set_matmul_backend`), call its `activate()`, and return the name of
-#   the previous matmul backend.
+#   (`register_matmul`, then `set_matmul_backend`), route module 02's activations listed in
+#   `ROUTED_ACTIVATIONS` to the backend's methods of the same name (`register_activation_kernel`),
+#   call its `activate()`, and return the name of the previous matmul backend.
 # * `get_backend()`: the `ComputeBackend` whose name is module 03's current matmul backend; if
 #   module 03 is on a matmul that was registered there directly (not through `set_backend`), a
 #   `RuntimeError` saying so.
@@ -1107,6 +1108,7 @@ test_hidden_optimized_backend_shape_error_names_shapes()
 # %%
 #| export
 _BACKENDS: dict[str, ComputeBackend] = {}
+ROUTED_ACTIVATIONS = ("relu", "gelu")   # module 02 activations a backend takes over (by class name)
 
 
 def register_backend(backend: ComputeBackend) -> None:
@@ -1145,6 +1147,8 @@ def set_backend(name: str) -> str:
     incoming = _BACKENDS[name]
     register_matmul(name, incoming.matmul)
     previous_name = set_matmul_backend(name)
+    for activation in ROUTED_ACTIVATIONS:
+        register_activation_kernel(activation, getattr(incoming, activation))
     incoming.activate()
     return previous_name
     ### END SOLUTION
@@ -1262,6 +1266,21 @@ def test_unit_set_backend_switches_and_reports():
         set_backend("numpy")
 
 
+def test_unit_set_backend_routes_module_02_activations():
+    marker = NumpyBackend()                       # a backend whose ReLU is unmistakable
+    marker.name = "marker"
+    marker.relu = lambda a: np.full_like(a, 7.0)
+    register_backend(marker)
+    x = Tensor(np.array([-1.0, 2.0], dtype=np.float32))
+    try:
+        set_backend("marker")
+        np.testing.assert_array_equal(ReLU()(x).data, [7.0, 7.0])   # model code unchanged, kernel swapped
+        set_backend("numpy")
+        np.testing.assert_array_equal(ReLU()(x).data, [0.0, 2.0])
+    finally:
+        set_backend("numpy")
+
+
 def test_unit_same_model_same_outputs_on_every_backend():
     model = tiny_mlp()
     x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
@@ -1275,6 +1294,7 @@ def test_unit_same_model_same_outputs_on_every_backend():
 
 
 test_unit_set_backend_switches_and_reports()
+test_unit_set_backend_routes_module_02_activations()
 test_unit_same_model_same_outputs_on_every_backend()
 ### BEGIN HIDDEN TESTS
 def test_hidden_get_backend_refuses_foreign_matmul():

@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['SQRT_2_OVER_PI', 'GELU_CUBIC', 'SQRT_2_OVER_PI_F32', 'GELU_CUBIC_F32', 'HALF_F32', 'ONE_F32', 'TANH_CLAMP_F32',
-           'ACTIVATIONS', 'MATMUL_KERNELS', 'ZERO_F32', 'vectorized_matmul', 'tanh_rational', 'one_expression_gelu',
-           'unfused_gelu', 'fused_gelu_kernel', 'fused_gelu', 'tiled_matmul', 'ComputeBackend', 'NaiveBackend',
-           'NumpyBackend', 'bias_activation_kernel', 'OptimizedBackend', 'register_backend', 'available_backends',
-           'get_backend', 'set_backend', 'BenchmarkResult', 'benchmark', 'backend_forward']
+           'ACTIVATIONS', 'MATMUL_KERNELS', 'ZERO_F32', 'ROUTED_ACTIVATIONS', 'vectorized_matmul', 'tanh_rational',
+           'one_expression_gelu', 'unfused_gelu', 'fused_gelu_kernel', 'fused_gelu', 'tiled_matmul', 'ComputeBackend',
+           'NaiveBackend', 'NumpyBackend', 'bias_activation_kernel', 'OptimizedBackend', 'register_backend',
+           'available_backends', 'get_backend', 'set_backend', 'BenchmarkResult', 'benchmark', 'backend_forward']
 
 # %% ../../modules/15_acceleration/acceleration_dev.py #cell-2
 import math
@@ -19,7 +19,7 @@ from numba import njit
 from threadpoolctl import ThreadpoolController
 
 from ..core.tensor import Tensor
-from ..core.activations import GELU, ReLU
+from ..core.activations import GELU, ReLU, register_activation_kernel
 from ..core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from ..core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
 from ..profiling.profiler import MemoryProfiler, Timer
@@ -358,6 +358,7 @@ class OptimizedBackend(ComputeBackend):
 
 # %% ../../modules/15_acceleration/acceleration_dev.py #cell-43
 _BACKENDS: dict[str, ComputeBackend] = {}
+ROUTED_ACTIVATIONS = ("relu", "gelu")   # module 02 activations a backend takes over (by class name)
 
 
 def register_backend(backend: ComputeBackend) -> None:
@@ -395,6 +396,8 @@ def set_backend(name: str) -> str:
     incoming = _BACKENDS[name]
     register_matmul(name, incoming.matmul)
     previous_name = set_matmul_backend(name)
+    for activation in ROUTED_ACTIVATIONS:
+        register_activation_kernel(activation, getattr(incoming, activation))
     incoming.activate()
     return previous_name
     ### END SOLUTION

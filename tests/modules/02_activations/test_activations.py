@@ -125,3 +125,52 @@ def test_softmax_masked_scores_get_zero_probability():
 def test_activations_have_no_parameters():
     for cls in ELEMENTWISE + [Softmax]:
         assert cls().parameters() == []
+
+
+# --- the activation dispatch point (given code; module 15's backends plug in here) ---------------
+
+@pytest.fixture
+def routed():
+    """Register kernels for a test and always remove them afterwards."""
+    from tinytorch.core.activations import register_activation_kernel
+
+    names = []
+
+    def route(name, kernel):
+        names.append(name)
+        register_activation_kernel(name, kernel)
+
+    yield route
+    for name in names:
+        register_activation_kernel(name, None)
+
+
+def test_registered_kernel_replaces_forward_and_keeps_dtype(routed):
+    sevens = lambda a: np.full_like(a, 7)  # noqa: E731 - an obviously different kernel
+    routed("relu", sevens)
+    out = ReLU()(Tensor(np.array([-1.0, 2.0], dtype=np.float32)))
+    np.testing.assert_array_equal(out.data, np.array([7.0, 7.0], dtype=np.float32))
+    assert out.data.dtype == np.float32
+
+
+def test_removing_the_kernel_restores_forward(routed):
+    from tinytorch.core.activations import register_activation_kernel
+
+    routed("relu", lambda a: np.full_like(a, 7))
+    register_activation_kernel("relu", None)
+    x = np.array([-1.0, 2.0], dtype=np.float32)
+    np.testing.assert_array_equal(ReLU()(Tensor(x)).data, np.where(x > 0, x, 0))
+
+
+def test_activations_with_settings_are_not_routed(routed):
+    routed("softmax", lambda a: np.full_like(a, 7))
+    scores = np.array([[1.0, 2.0]], dtype=np.float32)
+    out = Softmax(axis=-1)(Tensor(scores)).data
+    np.testing.assert_allclose(out.sum(axis=-1), [1.0], rtol=1e-6)
+
+
+def test_a_kernel_must_be_callable():
+    from tinytorch.core.activations import register_activation_kernel
+
+    with pytest.raises(TypeError, match="callable"):
+        register_activation_kernel("relu", 42)
