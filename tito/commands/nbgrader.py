@@ -254,7 +254,9 @@ def validate_command(notebook: Path = typer.Argument(..., exists=True, dir_okay=
     failed = results.get("failed", []) + results.get("type_changed", [])
     changed = results.get("changed", [])
     for cell in failed:
-        console.print(f"[red]failed[/]: {cell.get('source', '')[:200]}\n{cell.get('error', '')[-800:]}", markup=True)
+        # nbgrader renders the traceback's colours as HTML spans; the terminal wants the text.
+        error = html.unescape(re.sub(r"<[^>]+>", "", cell.get("error", "")))
+        console.print("[red]failed[/]:", cell.get("source", "")[:200], "\n" + error[-800:], markup=True)
     for cell in changed:
         console.print(f"[yellow]a read-only test cell was edited[/] (the grader will restore it): {cell.get('source', '')[:120]}")
     if failed:

@@ -19,7 +19,7 @@ from tito.core.workspace import Workspace
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Files copied as they are; everything else a student gets is generated below.
-COPIED_FILES = ("pyproject.toml", "settings.ini", "Makefile", ".gitignore")
+COPIED_FILES = ("pyproject.toml", "settings.ini", "Makefile", ".gitignore", "grading/nbgrader_config.py")
 MODULE_FILES = ("module.yaml", "README.md")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
@@ -38,8 +38,9 @@ def build_student_edition(ws: Workspace, out: Path) -> list[str]:
     try:
         sources = [read_source(m) for m in modules]
         secrets = solution_lines(s.notebook for s in sources)
-        for name in COPIED_FILES:
+        for name in COPIED_FILES:   # nbgrader_config.py: `tito nbgrader validate` reads it
             if (ws.root / name).exists():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ws.root / name, staging / name)
         shutil.copy2(TEMPLATES / "student_README.md", staging / "README.md")
         shutil.copytree(ws.root / "tito", staging / "tito", ignore=IGNORE)
