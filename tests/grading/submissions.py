@@ -44,6 +44,17 @@ def honest(release, solution, solved: set[str], student: str) -> Submission:
     return Submission(student, notebook, score)
 
 
+def with_notebook_habits(solution, student: str) -> Submission:
+    """The full solution as students really write it: `%%time` atop solution cells, `!pip` and
+    `display(...)` in cells of their own. None of that may cost a point."""
+    notebook = copy.deepcopy(solution)
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = "%%time\n" + cell.source
+    notebook.cells.insert(1, nbformat.v4.new_code_cell("!pip list\n%matplotlib inline\ndisplay('ready')"))
+    return Submission(student, notebook, sum(points(solution).values()))
+
+
 def _with_cell(base, source: str, after: str | None = None) -> nbformat.NotebookNode:
     """A copy of base with a plain code cell added (after the cell with grade_id `after`, else first)."""
     notebook = copy.deepcopy(base)

@@ -14,13 +14,14 @@ import nbformat
 import pytest
 
 from grading_course import gradebook_scores, released_notebooks, tito
-from submissions import TEST_OF, attacks, honest, points
+from submissions import TEST_OF, attacks, honest, points, with_notebook_habits
 
 
 def _honest_set(release, solution):
     names = sorted(TEST_OF)
     subsets = [set(c) for r in range(len(names) + 1) for c in itertools.combinations(names, r)]
-    return [honest(release, solution, solved, f"student{i:02d}") for i, solved in enumerate(subsets[:23])]
+    return [honest(release, solution, solved, f"student{i:02d}") for i, solved in enumerate(subsets[:22])] \
+        + [with_notebook_habits(solution, "student-with-magics")]
 
 
 @pytest.fixture(scope="module")

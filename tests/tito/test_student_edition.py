@@ -146,3 +146,13 @@ def test_an_existing_non_empty_folder_is_refused_and_left_alone(course_snapshot,
     assert "already exists and is not empty" in result.stderr, str(result)
     assert tree_digest(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]   # no staging folder left behind
+
+
+def test_validate_works_in_the_edition_and_fails_a_stubbed_notebook(edition, tmp_path):
+    import jupytext
+
+    notebook = tmp_path / "tensor_dev.ipynb"
+    jupytext.write(jupytext.read(edition / "modules/01_tensor/tensor_dev.py"), notebook)
+    result = run_tito(edition, "nbgrader", "validate", str(notebook))
+    assert result.returncode == 1, str(result)
+    assert "NotImplementedError" in result.stdout and "fix them before you submit" in result.stderr, str(result)

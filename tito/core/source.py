@@ -78,14 +78,15 @@ def read_source(module: Module, path: Path | None = None) -> Source:
             raise TitoError(f"{path}:{line}: cell metadata is not valid JSON: {bad}; write it as nbgrader={{...}} with JSON values (true/false)")
         if path.suffix == ".ipynb" and cell.cell_type == "code":
             try:
-                ast.parse(_without_magics(cell.source))
+                ast.parse(without_magics(cell.source))
             except SyntaxError as exc:
                 raise TitoError(f"{path}: cell {index + 1}, line {exc.lineno}: syntax error: {exc.msg}")
         cell.id = stable_cell_id(cell, index)
     return Source(module, path, notebook)
 
 
-def _without_magics(code: str) -> str:
+def without_magics(code: str) -> str:
+    """IPython magics (`%matplotlib`, `%%time`, `!pip ...`) blanked out: plain Python, same line numbers."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
 
 
@@ -152,7 +153,7 @@ def package_imports(source: Source, package: str) -> set[str]:
     found: set[str] = set()
     for cell in source.code_cells():
         try:
-            tree = ast.parse(_without_magics(cell.source))
+            tree = ast.parse(without_magics(cell.source))
         except SyntaxError:
             continue
         for node in ast.walk(tree):

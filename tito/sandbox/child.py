@@ -46,12 +46,18 @@ class CappedText(io.TextIOBase):
         return "".join(self.parts) + tail
 
 
+def _display(*objects, **_options) -> None:
+    for obj in objects:
+        print(repr(obj))
+
+
 class StudentEndpoint(Endpoint):
     accepts_library_names = True
 
     def __init__(self, read_fd, write_fd, cells_dir: str):
         super().__init__(read_fd, write_fd)
-        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        # `display` is a builtin in Jupyter; notebooks call it freely, so it prints here.
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": _display}
         self.cells_dir = cells_dir
         self.cells_run = 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 
+from tito.core.source import without_magics
 from tito.core.workspace import GradingLimits
 from tito.sandbox import launcher
 from tito.sandbox.channel import ChannelClosed, ChannelTimeout
@@ -79,7 +80,7 @@ def trusted_import_source(cells: list[str], package: str) -> str:
     lines = []
     for source in cells:
         try:
-            tree = ast.parse("\n".join("" if l.lstrip().startswith(("%", "!")) else l for l in source.splitlines()))
+            tree = ast.parse(without_magics(source))
         except SyntaxError:
             continue
         for node in tree.body:
@@ -128,7 +129,8 @@ def grade(job: GradeJob) -> GradeResult:
                 plan.append((index, "test", grade_id))
                 placed.add(grade_id)
         elif cell.cell_type == "code" and not meta.get("locked"):
-            plan.append((index, "student", cell.source))
+            # Magics run nowhere here (no IPython): `%%time` or `!pip` must not cost a cell its code.
+            plan.append((index, "student", without_magics(cell.source)))
     plan += [(-1, "test", g) for g in tests if g not in placed]   # deleted tests still run, at the end
 
     sandbox = launcher.start(Path(job.package), Path(job.workspace), [Path(p) for p in job.hide], limits, job.slot)
