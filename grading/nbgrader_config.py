@@ -12,7 +12,7 @@ settings.read(here.parent / "settings.ini")
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 c.CourseDirectory.root = str(here)
 c.CourseDirectory.course_id = settings.get("course", "id", fallback="tinytorch")
-c.CourseDirectory.db_url = f"sqlite:///{here / 'gradebook.db'}"
+c.CourseDirectory.db_url = settings.get("grading", "db_url", fallback="") or f"sqlite:///{here / 'gradebook.db'}"
 c.Exchange.root = str(here / "exchange")
 
 # A per-cell limit, so one endless loop cannot stall a whole batch.

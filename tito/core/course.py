@@ -44,14 +44,16 @@ class Course:
 
     ws: Workspace
     root: Path
+    database: str | None = None     # a database URL; None: grading/gradebook.db (SQLite)
 
     @classmethod
     def of(cls, ws: Workspace) -> "Course":
-        return cls(ws, ws.path("grading"))
+        """The instructor's course; settings.ini [grading] db_url may point it at PostgreSQL."""
+        return cls(ws, ws.path("grading"), ws.settings.get("grading", "db_url", fallback=None) or None)
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        return self.database or f"sqlite:///{self.root / 'gradebook.db'}"
 
     def config(self) -> Config:
         """The tracked grading/nbgrader_config.py, with this course's root and database forced."""

@@ -54,8 +54,8 @@ def static_problems(ws: Workspace, module: Module) -> list[str]:
 def released_grade_ids_kept(ws: Workspace, module: Module, grade_ids: list[str]) -> list[str]:
     """grade_ids already in the instructor's gradebook must still exist (grades are keyed on them)."""
     course = Course.of(ws)
-    if not (course.root / "gradebook.db").exists():
-        return []
+    if course.database is None and not (course.root / "gradebook.db").exists():
+        return []   # nothing released yet
     from nbgrader.api import MissingEntry
 
     try:
