@@ -109,6 +109,16 @@ def attacks(release, solution, workspace: str, course: str) -> list[Submission]:
     moved = tampered.cells.pop(_index(tampered, "test-softmax"))
     tampered.cells.insert(3, moved)
     result.append(Submission("attack-locked-cells", tampered, 0.0, "locked-cells"))
+    # Every activation returns an object that claims to equal anything it is compared with.
+    agreeable = _with_cell(release, "class Anything:\n"
+                                    "    __eq__ = lambda self, other: True\n    __ne__ = lambda self, other: False\n"
+                                    "    __ge__ = __le__ = __gt__ = __lt__ = __eq__\n"
+                                    "    def __getattr__(self, name):\n        return self\n"
+                                    "    def __call__(self, *args, **kwargs):\n        return self")
+    for cell in agreeable.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = cell.source.replace("raise NotImplementedError()", "return Anything()")
+    result.append(Submission("attack-always-equal", agreeable, 0.0, "always-equal"))
     # Limits, on the full solution: what ran before the limit keeps its points.
     up_to = lambda *ids: sum(pts[i] for i in ids)  # noqa: E731
     limit_attacks = [

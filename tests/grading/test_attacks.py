@@ -26,7 +26,7 @@ def _honest_set(release, solution):
 
 @pytest.fixture(scope="module")
 def graded_batch(tmp_path_factory, released_course):
-    """41 uploads (23 honest, 17 attacks, 1 not a notebook), collected and graded with 2 workers."""
+    """42 uploads (23 honest, 18 attacks, 1 not a notebook), collected and graded with 2 workers."""
     import shutil
 
     root = tmp_path_factory.mktemp("batch") / "course"
@@ -50,14 +50,15 @@ def _total(scores, student):
     return sum(v for (s, _), v in scores.items() if s == student)
 
 
-def test_batch_of_41_uploads_finishes_and_reports_the_garbled_one(graded_batch):
+def test_batch_of_42_uploads_finishes_and_reports_the_garbled_one(graded_batch):
     assert "garbled.ipynb: not a valid notebook" in graded_batch["collect"].stdout
     graded = {s for s, _ in graded_batch["scores"]}
     assert graded == {s.student for s in graded_batch["submissions"]}
 
 
 @pytest.mark.parametrize("attack", ["patch-numpy", "patch-builtins", "redefine-tests", "print-success", "exit-calls",
-                                    "read-secrets", "import-reference", "write-gradebook", "write-package", "locked-cells"])
+                                    "read-secrets", "import-reference", "write-gradebook", "write-package", "locked-cells",
+                                    "always-equal"])
 def test_attack_on_the_tests_earns_nothing(graded_batch, attack):
     student = f"attack-{attack}"
     per_test = {g: v for (s, g), v in graded_batch["scores"].items() if s == student}

@@ -106,3 +106,12 @@ def test_student_classes_work_with_isinstance_and_operators(student):
                   "    def __add__(self, other):\n        return Box(self.v + (other.v if isinstance(other, Box) else other))", "Box")
     total = Box(2) + Box(3) + 4
     assert isinstance(total, Box) and total.v == 9
+
+
+def test_a_student_object_never_equals_plain_data(student):
+    agreeable = student("class Agreeable:\n    def __eq__(self, other):\n        return True\n"
+                        "    def __ne__(self, other):\n        return False\nthing = Agreeable()", "thing")
+    assert not (agreeable == (2, 3)) and agreeable != 5 and (agreeable == np.zeros(2)) is False
+    with pytest.raises(TypeError):
+        agreeable < 3
+    assert agreeable == agreeable   # object against object still asks the object
