@@ -115,3 +115,15 @@ def test_a_student_object_never_equals_plain_data(student):
     with pytest.raises(TypeError):
         agreeable < 3
     assert agreeable == agreeable   # object against object still asks the object
+
+
+def test_a_student_context_manager_sees_the_exception_type_but_cannot_swallow_assertions(student):
+    Swallow = student("class Swallow:\n    seen = []\n    def __enter__(self):\n        return self\n"
+                      "    def __exit__(self, kind, value, tb):\n        Swallow.seen.append(getattr(kind, '__name__', None))\n"
+                      "        return True", "Swallow")
+    with Swallow():
+        raise KeyError("swallowed: the student's manager may do that")
+    with pytest.raises(AssertionError):
+        with Swallow():
+            assert 1 == 2, "a test's own assertion always escapes"
+    assert Swallow.seen == ["KeyError", "AssertionError"]
