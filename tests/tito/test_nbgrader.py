@@ -268,3 +268,15 @@ def test_validate_passes_on_the_solution(graded):
     result = run_tito(graded.root, "nbgrader", "validate", str(graded.source(ALPHA, ALPHA_NB)))
     assert result.returncode == 0, str(result)
     assert "alpha_dev.ipynb: all tests pass" in result.stdout
+
+
+def test_a_submission_replaced_with_force_is_graded_again(graded, graded_copy, tmp_path):
+    resubmit = tmp_path / "resubmit"
+    resubmit.mkdir()
+    shutil.copy(graded.release(ALPHA, ALPHA_NB), resubmit / "full.ipynb")   # "full" now hands in the blank
+
+    collected = run_tito(graded_copy, "nbgrader", "collect", str(resubmit), "--force")
+    regraded = run_tito(graded_copy, "nbgrader", "autograde", ALPHA, "--student", "full")
+
+    assert collected.returncode == 0 and regraded.returncode == 0, str(regraded)
+    assert submission_score(graded_copy, ALPHA, "full") == 0.0

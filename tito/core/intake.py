@@ -106,6 +106,10 @@ def collect(course: Course, folder: Path, modules: list[Module], force: bool) ->
             if target.exists() and not force:
                 rejected.append(Rejected(label, f"{student}/{module.name} already collected; use --force to replace it"))
                 continue
+            if target.exists():
+                # Replaced with --force: the old grade no longer describes this submission, so
+                # the next autograde grades it again instead of skipping it as done.
+                course.autograded_notebook(student, module).unlink(missing_ok=True)
             notes = normalise(notebook)
             original = course.root / "originals" / student / module.name / name
             original.parent.mkdir(parents=True, exist_ok=True)
