@@ -12,7 +12,20 @@ from pathlib import Path
 import nbformat
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ("01_tensor", "02_activations")
+GRADED = "02_activations"   # the module these tests grade (small, one class per graded test)
+
+
+def _modules_needed():
+    """The graded module and its prerequisites, as the module.yaml files say."""
+    from tito.core.manifest import discover, resolve, transitive_prerequisites
+    from tito.core.workspace import Workspace
+
+    ws = Workspace(REPO)
+    graded = resolve(ws, GRADED)
+    needed = transitive_prerequisites(ws, graded) | {graded.name}
+    return [m for m in discover(ws) if m.name in needed]
+
+
 LIMITS = {"cell_timeout": "6", "submission_timeout": "90", "memory_mb": "2048", "max_processes": "64"}
 
 
@@ -25,12 +38,14 @@ def make_workspace(root: Path) -> Path:
         settings["grading"][key] = value
     with open(root / "settings.ini", "w") as handle:
         settings.write(handle)
-    for name in MODULES:
+    modules = _modules_needed()
+    for name in (m.name for m in modules):
         shutil.copytree(REPO / "modules" / name, root / "modules" / name, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(REPO / "tests" / "modules" / name, root / "tests" / "modules" / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     package = root / "tinytorch"
-    for path in [*(REPO / "tinytorch").rglob("__init__.py"), REPO / "tinytorch/core/tensor.py", REPO / "tinytorch/core/activations.py"]:
+    exported = [REPO / m.export_path for m in modules]
+    for path in [*(REPO / "tinytorch").rglob("__init__.py"), *exported]:
         (package / path.relative_to(REPO / "tinytorch")).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, package / path.relative_to(REPO / "tinytorch"))
     (root / "grading").mkdir()

@@ -55,11 +55,11 @@ def build_student_edition(ws: Workspace, out: Path) -> list[str]:
                 if (m.folder / name).exists():
                     shutil.copy2(m.folder / name, folder / name)
             jupytext.write(strip_solutions(source.notebook), folder / m.source.name, fmt="py:percent")
-            tests = ws.tests_dir / "modules" / m.name
+            tests = ws.package_tests_dir(m.name)
             if tests.is_dir():
                 shutil.copytree(tests, staging / tests.relative_to(ws.root), ignore=IGNORE)
         for extra in ("conftest.py", "__init__.py"):
-            for name in (ws.tests_dir / extra, ws.tests_dir / "modules" / extra):
+            for name in (ws.tests_dir / extra, ws.package_tests_dir(extra)):
                 if name.exists():
                     (staging / name.relative_to(ws.root)).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(name, staging / name.relative_to(ws.root))

@@ -23,8 +23,17 @@ from tito.core.source import read_source
 from tito.sandbox import launcher
 from tito.sandbox.grader import GradeJob, GradeResult, trusted_import_source
 
-# Folders of a workspace a submission must never see (hidden tests, solutions, gradebook, others' work).
-SECRET_FOLDERS = ("modules", "tests", "tinytorch", "grading", "benchmarks", "demo-out", ".tito", ".git")
+# Folders besides settings.ini's [paths] that a submission must never see either.
+OTHER_SECRET_FOLDERS = ("benchmarks", "demo-out", ".tito", ".git")
+
+
+def secret_folders(course: Course) -> list[str]:
+    """Everything a submission must not see: sources with solutions, hidden tests, the reference
+    package, the gradebook and other students' work (paths as settings.ini names them)."""
+    ws = course.ws
+    paths = {ws.modules_dir, ws.tests_dir, ws.package_dir, ws.path("grading"), course.root,
+             *(ws.root / f for f in OTHER_SECRET_FOLDERS)}
+    return sorted(str(p) for p in paths)
 
 
 @contextmanager
@@ -32,7 +41,7 @@ def prerequisite_package(course: Course, module: Module) -> Iterator[Path]:
     """A copy of the package holding only what the module may import: never its own reference solution."""
     ws = course.ws
     allowed = transitive_prerequisites(ws, module)
-    files = {ws.root / (m.exports_to.replace(".", "/") + ".py") for m in discover(ws) if m.name in allowed}
+    files = {ws.root / m.export_path for m in discover(ws) if m.name in allowed}
     with tempfile.TemporaryDirectory(prefix="tito-package-") as scratch:
         target = Path(scratch) / ws.package_name
         for init in ws.package_dir.rglob("__init__.py"):
@@ -58,7 +67,7 @@ def artifact(course: Course, module: Module, student: str) -> dict:
     except Exception as exc:  # nbdev on a mangled notebook: report, do not stop the batch
         return {"error": f"the submission does not export ({type(exc).__name__})"}
     package_files = {str(p.relative_to(ws.package_name)): text for p, text in files.items()}
-    tests_dir = ws.tests_dir / "modules" / module.name
+    tests_dir = ws.package_tests_dir(module.name)
     tests = {p.name: p.read_text(encoding="utf-8") for p in sorted(tests_dir.glob("*.py"))} if tests_dir.is_dir() else {}
     return {"package_files": package_files, "tests": tests}
 
@@ -71,7 +80,7 @@ def make_jobs(course: Course, module: Module, students: list[str], package: Path
              for c in source.nbgrader_cells() if c.metadata["nbgrader"].get("grade")]
     others = [c.source for c in source.code_cells() if not c.metadata.get("nbgrader", {}).get("grade")]
     imports = trusted_import_source(others, course.ws.package_name)
-    hide = sorted({str(course.ws.root / f) for f in SECRET_FOLDERS} | {str(course.root)})
+    hide = secret_folders(course)
     limits = course.ws.grading_limits(module.grading).__dict__
     return [GradeJob(module=module.name, student=s, submission=str(course.submission_dir(s, module) / notebook_name(module)),
                      tests=tests, trusted_imports=imports, package=str(package), workspace=str(course.ws.root),

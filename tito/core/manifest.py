@@ -42,6 +42,11 @@ class Module:
         return self.source.with_suffix(".ipynb")
 
     @property
+    def export_path(self) -> Path:
+        """The exported file, relative to the workspace root: tinytorch/core/kernels.py."""
+        return Path(*self.exports_to.split(".")).with_suffix(".py")
+
+    @property
     def default_exp(self) -> str:
         """exports_to without the package prefix, as written in `#| default_exp`."""
         return self.exports_to.split(".", 1)[1] if "." in self.exports_to else ""

@@ -64,7 +64,7 @@ def _describe_failure(stderr: str, path: Path) -> str:
 
 
 def run_package_tests(ws: Workspace, module: Module) -> StepResult:
-    folder = ws.tests_dir / "modules" / module.name
+    folder = ws.package_tests_dir(module.name)
     if not folder.is_dir():
         return StepResult("package tests", False, f"no package tests in {folder.relative_to(ws.root)}; "
                           "every module needs them (see modules/AUTHORING.md)")

@@ -23,19 +23,19 @@ def strip_solutions(notebook):
     return stripped
 
 
-def split_lines(notebook) -> tuple[set[str], set[str]]:
-    """(lines inside solution regions, lines outside them), stripped."""
-    secret, public = set(), set()
+def split_regions(notebook, begin: str, end: str) -> tuple[set[str], set[str]]:
+    """(stripped lines inside begin/end regions, stripped lines outside them), over all cells."""
+    inside, outside = set(), set()
     for cell in notebook.cells:
-        inside = False
+        within = False
         for line in cell.source.splitlines():
-            if BEGIN in line:
-                inside = True
-            elif END in line:
-                inside = False
+            if begin in line:
+                within = True
+            elif end in line:
+                within = False
             else:
-                (secret if inside else public).add(line.strip())
-    return secret, public
+                (inside if within else outside).add(line.strip())
+    return inside, outside
 
 
 def solution_lines(notebooks) -> set[str]:
@@ -43,7 +43,7 @@ def solution_lines(notebooks) -> set[str]:
     written in the open part of any module (an idiom every chapter shows is no secret)."""
     secret, public = set(), set()
     for notebook in notebooks:
-        s, p = split_lines(notebook)
+        s, p = split_regions(notebook, BEGIN, END)
         secret |= s
         public |= p
     return {l for l in secret - public if len(l) >= MIN_SECRET_LENGTH and not l.startswith("#")}
@@ -68,15 +68,6 @@ def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
 def hidden_test_lines(notebook) -> set[str]:
     """Distinctive stripped lines of hidden-test regions whose text appears nowhere else in the
     module, not even inside a longer line or a markdown table (what feedback must never show)."""
-    hidden, shown = set(), set()
-    for cell in notebook.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "END HIDDEN TESTS" in line:
-                inside = False
-            else:
-                (hidden if inside else shown).add(line.strip())
+    hidden, shown = split_regions(notebook, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
     public_text = "\n".join(shown)
     return {l for l in hidden - shown if len(l) >= MIN_SECRET_LENGTH and l not in public_text}

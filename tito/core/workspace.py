@@ -71,6 +71,10 @@ class Workspace:
     def tests_dir(self) -> Path:
         return self.path("tests")
 
+    def package_tests_dir(self, module_name: str) -> Path:
+        """Where a module's package tests live: tests/modules/<NN_slug>/."""
+        return self.tests_dir / "modules" / module_name
+
     @property
     def course_id(self) -> str:
         return self.settings.get("course", "id", fallback="tinytorch")
