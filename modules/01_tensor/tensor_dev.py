@@ -50,6 +50,9 @@
 
 # %%
 #| export
+import contextlib
+import functools
+import inspect
 import math
 
 import numpy as np
@@ -98,6 +101,83 @@ import numpy as np
 # Every result keeps the dtype NumPy computed: wrap a result array `r` as `Tensor(r, dtype=r.dtype)`
 # so a float64 computation is not silently narrowed to float32.
 
+# %% [markdown]
+# ## A seam for later modules: every operation reports itself
+#
+# Module 06 (autograd) needs to know, for each result, which operation made it from which
+# inputs, so it can run the chain rule backwards. Module 01 must not depend on module 06, so this
+# module offers a *seam* instead, the twin of the dispatch points in modules 02 and 03: each
+# Tensor operation below is decorated with `@records("add", "self", "other")`, and after it runs
+# it reports `(op, result, inputs, params)` to whatever recorder a later module installed with
+# `set_op_recorder`. Until one is installed, reporting costs one `if` and nothing is kept.
+#
+# ```
+#   a + b ──► Tensor.__add__ (your code) ──► result ──► recorder installed? ──no──► result
+#                                                                           └─yes─► recorder("add", result, (a, b), {})
+# ```
+#
+# An operation that is built from other operations (a mean that calls `sum`, a loss made of
+# several steps) reports only itself: the inner steps run with recording paused, so the recorder
+# sees one node per call. This code is given; nothing here is graded.
+
+# %%
+#| export
+_OP_RECORDER = None   # fn(op, out, inputs, params) -> None, installed by module 06 (autograd)
+
+
+def set_op_recorder(recorder):
+    """Install `recorder(op, out, inputs, params)` (None removes it); returns the previous recorder."""
+    global _OP_RECORDER
+    if recorder is not None and not callable(recorder):
+        raise TypeError(f"an op recorder must be callable, got {type(recorder).__name__}")
+    previous, _OP_RECORDER = _OP_RECORDER, recorder
+    return previous
+
+
+@contextlib.contextmanager
+def recording_paused():
+    """Operations inside report nothing (a composite operation reports itself once, outside)."""
+    previous = set_op_recorder(None)
+    try:
+        yield
+    finally:
+        set_op_recorder(previous)
+
+
+def record_op(op: str, out, inputs: tuple, **params):
+    """Report out = op(*inputs, **params) to the installed recorder; returns `out` unchanged.
+
+    Only Tensor results are reported: an operation on plain arrays has nothing to attach a graph to.
+    """
+    if _OP_RECORDER is not None and isinstance(out, Tensor):
+        _OP_RECORDER(op, out, tuple(inputs), params)
+    return out
+
+
+def records(op: str, *operands: str):
+    """Decorator: each call of the function reports itself as `op`.
+
+    operands: the names of the arguments that are inputs of the operation (tensors, numbers,
+    arrays); every other argument (axis, keepdims, shape, index, ...) is reported in `params`.
+    """
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def reporting(*args, **kwargs):
+            if _OP_RECORDER is None:            # the common case until module 06: no overhead beyond a call
+                return fn(*args, **kwargs)
+            with recording_paused():
+                out = fn(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            inputs = tuple(arguments.pop(name) for name in operands)
+            arguments.pop("self", None)
+            return record_op(op, out, inputs, **arguments)
+        return reporting
+    return decorate
+
 # %% nbgrader={"grade": false, "grade_id": "tensor-class", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
 class Tensor:
@@ -105,6 +185,7 @@ class Tensor:
 
     data: a number, nested list, ndarray or Tensor.
     dtype: the element type; None stores float64 data as float32 and keeps other dtypes.
+    requires_grad: whether module 06 (autograd) should compute a gradient for this tensor.
     """
 
     # Without this, ndarray + Tensor would be done by NumPy (through __array__) and return a bare
@@ -112,7 +193,9 @@ class Tensor:
     # is a Tensor; NumPy functions such as np.exp(tensor) raise TypeError: call them on tensor.data.
     __array_ufunc__ = None
 
-    def __init__(self, data, dtype=None):
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        self.requires_grad = bool(requires_grad)   # used from module 06 on
+        self.grad = None                           # filled by backward() in module 06
         ### BEGIN SOLUTION
         rewrapping = isinstance(data, Tensor)
         values = np.asarray(data.data if rewrapping else data, dtype=dtype)
@@ -169,34 +252,44 @@ class Tensor:
         return Tensor(combined, dtype=combined.dtype)
         ### END SOLUTION
 
+    @records("add", "self", "other")
     def __add__(self, other):
         return self._elementwise(other, np.add)
 
+    @records("add", "other", "self")   # other add self
     def __radd__(self, other):
         return self._elementwise(other, np.add, reflected=True)
 
+    @records("sub", "self", "other")
     def __sub__(self, other):
         return self._elementwise(other, np.subtract)
 
+    @records("sub", "other", "self")   # other sub self
     def __rsub__(self, other):
         return self._elementwise(other, np.subtract, reflected=True)
 
+    @records("mul", "self", "other")
     def __mul__(self, other):
         return self._elementwise(other, np.multiply)
 
+    @records("mul", "other", "self")   # other mul self
     def __rmul__(self, other):
         return self._elementwise(other, np.multiply, reflected=True)
 
+    @records("div", "self", "other")
     def __truediv__(self, other):
         return self._elementwise(other, np.true_divide)
 
+    @records("div", "other", "self")   # other div self
     def __rtruediv__(self, other):
         return self._elementwise(other, np.true_divide, reflected=True)
 
+    @records("neg", "self")
     def __neg__(self):
         return Tensor(-self.data, dtype=self.dtype)
 
     # --- matrix multiplication -------------------------------------------------------------
+    @records("matmul", "self", "other")
     def matmul(self, other) -> "Tensor":
         """self @ other with np.matmul's rules; ValueError naming both shapes when they do not fit."""
         ### BEGIN SOLUTION
@@ -217,10 +310,12 @@ class Tensor:
     def __matmul__(self, other):
         return self.matmul(other)
 
+    @records("matmul", "other", "self")
     def __rmatmul__(self, other):
         return Tensor(other).matmul(self)
 
     # --- shape operations --------------------------------------------------------------------
+    @records("reshape", "self")
     def reshape(self, *shape) -> "Tensor":
         """Same data, new shape; accepts reshape(2, 3) or reshape((2, 3)) and one -1."""
         ### BEGIN SOLUTION
@@ -237,6 +332,7 @@ class Tensor:
         return Tensor(self.data.reshape(requested), dtype=self.dtype)
         ### END SOLUTION
 
+    @records("transpose", "self")
     def transpose(self, *axes) -> "Tensor":
         """Permute the axes; no axes reverses them (a matrix transpose for 2-D)."""
         ### BEGIN SOLUTION
@@ -249,6 +345,7 @@ class Tensor:
         return self.transpose()
 
     # --- reductions and indexing -------------------------------------------------------------
+    @records("sum", "self")
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Sum over `axis` (None: every element; an int or a tuple of ints)."""
         ### BEGIN SOLUTION
@@ -256,6 +353,7 @@ class Tensor:
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
+    @records("mean", "self")
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Arithmetic mean over `axis`, like sum."""
         ### BEGIN SOLUTION
@@ -263,6 +361,7 @@ class Tensor:
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
+    @records("max", "self")
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Largest element over `axis`, like sum."""
         ### BEGIN SOLUTION
@@ -270,6 +369,7 @@ class Tensor:
         return Tensor(reduced, dtype=reduced.dtype)
         ### END SOLUTION
 
+    @records("getitem", "self")
     def __getitem__(self, index) -> "Tensor":
         """NumPy indexing (ints, slices, integer or boolean arrays, index Tensors); always a Tensor."""
         ### BEGIN SOLUTION

@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, record_op, recording_paused
 
 # %%
 import warnings          # the tests turn NumPy's overflow warnings into failures
@@ -100,11 +100,15 @@ class Activation:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
     def __call__(self, x: Tensor) -> Tensor:
-        kernel = _ACTIVATION_KERNELS.get(type(self).__name__.lower())
-        if kernel is None or vars(self):   # activations with settings (Softmax's axis) are not routed
-            return self.forward(x)
-        result = kernel(x.data if isinstance(x, Tensor) else np.asarray(x))
-        return Tensor(result, dtype=result.dtype)
+        name = type(self).__name__.lower()
+        kernel = _ACTIVATION_KERNELS.get(name)
+        with recording_paused():           # the activation is one operation for module 06, whatever forward does
+            if kernel is None or vars(self):   # activations with settings (Softmax's axis) are not routed
+                out = self.forward(x)
+            else:
+                result = kernel(x.data if isinstance(x, Tensor) else np.asarray(x))
+                out = Tensor(result, dtype=result.dtype)
+        return record_op(name, out, (x,), **vars(self))   # module 01's seam: autograd (module 06) listens
 
     def parameters(self) -> list:
         return []

@@ -51,7 +51,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, records
 
 # %%
 from tinytorch.core.activations import ReLU   # used by the tests and the analysis, not by the layers
@@ -288,6 +288,7 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
                          "(transpose or reshape one of them)")
 
 
+@records("matmul", "a", "b")   # module 01's seam: autograd (module 06) records the product
 def matmul(a, b):
     """a @ b computed by the current backend in 2-D calls; a Tensor if either input was a Tensor."""
     ### BEGIN SOLUTION
@@ -430,6 +431,8 @@ class Linear:
         self.weight = Tensor(glorot_draws, dtype=np.float32)
         self.bias = Tensor(np.zeros(out_features), dtype=np.float32) if bias else None
         ### END SOLUTION
+        for trainable in self.parameters():
+            trainable.requires_grad = True   # module 06 computes their gradients; module 07 updates them
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION

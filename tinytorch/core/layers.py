@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, records
 
 # %% ../../modules/03_layers/layers_dev.py #matmul-naive
 def matmul_naive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,6 +87,7 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
                          "(transpose or reshape one of them)")
 
 
+@records("matmul", "a", "b")   # module 01's seam: autograd (module 06) records the product
 def matmul(a, b):
     """a @ b computed by the current backend in 2-D calls; a Tensor if either input was a Tensor."""
     ### BEGIN SOLUTION
@@ -127,6 +128,8 @@ class Linear:
         self.weight = Tensor(glorot_draws, dtype=np.float32)
         self.bias = Tensor(np.zeros(out_features), dtype=np.float32) if bias else None
         ### END SOLUTION
+        for trainable in self.parameters():
+            trainable.requires_grad = True   # module 06 computes their gradients; module 07 updates them
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION
