@@ -329,6 +329,9 @@ def test_unit_matmul_types():
     as_tensor = matmul(Tensor(a), b)
     assert isinstance(as_tensor, Tensor) and as_tensor.dtype == np.float32
     np.testing.assert_allclose(as_tensor.data, np.einsum("ik,kj->ij", a, b), rtol=1e-5, atol=1e-5)
+    wide = matmul(Tensor(a, dtype=np.float64), Tensor(b, dtype=np.float64))
+    assert isinstance(wide, Tensor) and wide.dtype == np.float64
+    np.testing.assert_allclose(wide.data, np.einsum("ik,kj->ij", a, b), rtol=1e-12, atol=1e-12)
 
 def test_unit_matmul_uses_registered_backend():
     calls = []
@@ -378,12 +381,19 @@ def test_hidden_matmul_batched_b_and_errors():
     np.testing.assert_allclose(out, oracle, rtol=1e-12, atol=1e-12)
     vector = matmul(np.ones(4), np.arange(8.0).reshape(4, 2))
     np.testing.assert_allclose(vector, [12.0, 16.0], rtol=0)
-    for bad_a, bad_b in [((2, 3), (2, 3)), ((3,), (3,)), ((2, 3, 4), (5, 4, 2))]:
-        try:
-            matmul(np.ones(bad_a), np.ones(bad_b))
-        except ValueError:
-            continue
-        raise AssertionError(f"{bad_a} @ {bad_b} must raise ValueError")
+    calls.clear()
+    previous = set_matmul_backend("recording-hidden")
+    try:
+        for bad_a, bad_b in [((2, 3), (2, 3)), ((3,), (3,)), ((2, 3, 4), (5, 4, 2)), ((6,), (3, 2))]:
+            try:
+                matmul(np.ones(bad_a), np.ones(bad_b))
+            except ValueError as err:
+                assert str(bad_a) in str(err) and str(bad_b) in str(err), f"the error must name both shapes: {err}"
+                continue
+            raise AssertionError(f"{bad_a} @ {bad_b} must raise ValueError")
+    finally:
+        set_matmul_backend(previous)
+    assert calls == [], f"shapes are checked before the kernel runs, yet it was called with {calls}"
 
 test_hidden_matmul_batched_b_and_errors()
 ### END HIDDEN TESTS
@@ -436,7 +446,8 @@ class Linear:
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION
-        batch_in = Tensor(x)            # no copy for a Tensor; arrays follow Tensor's dtype rule
+        # a Tensor is used as it is (re-wrapping it would cut module 06's graph); arrays follow Tensor's dtype rule
+        batch_in = x if isinstance(x, Tensor) else Tensor(x)
         if batch_in.ndim == 0 or batch_in.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects inputs whose last dimension is {self.in_features}, "
                              f"got shape {batch_in.shape}")
@@ -487,6 +498,15 @@ def test_unit_linear_forward():
         assert "4" in str(err) and "(2, 5)" in str(err)
     else:
         raise AssertionError("an input with 5 features must raise ValueError for Linear(4, 3)")
+    single = layer(Tensor(x[0]))                        # one sample without a batch dimension
+    assert single.shape == (3,)
+    np.testing.assert_allclose(single.data, expected[0], rtol=1e-5, atol=1e-5)
+    try:
+        layer(Tensor(2.0))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a 0-d input must raise ValueError for Linear(4, 3)")
 
 test_unit_linear_init()
 test_unit_linear_forward()

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 from threadpoolctl import ThreadpoolController
 
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, record_op
 from ..core.activations import GELU, ReLU, register_activation_kernel
 from ..core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from ..core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
@@ -435,7 +435,7 @@ def backend_forward(model, x) -> Tensor:
     backend = get_backend()
     activation_names = {ReLU: "relu", GELU: "gelu"}
     layers = model.layers if isinstance(model, Sequential) else [model]
-    data = (x if isinstance(x, Tensor) else Tensor(x)).data
+    current = x if isinstance(x, Tensor) else Tensor(x)
     position = 0
     while position < len(layers):
         layer = layers[position]
@@ -443,13 +443,16 @@ def backend_forward(model, x) -> Tensor:
         if type(layer) is Linear:
             fused_activation = activation_names.get(type(successor))
             layer_bias = None if layer.bias is None else layer.bias.data
-            data = backend.linear(data, layer.weight.data, layer_bias, fused_activation)
+            data = backend.linear(current.data, layer.weight.data, layer_bias, fused_activation)
+            current = record_op("linear", Tensor(data), (current, layer.weight, layer.bias), activation=fused_activation)
             position += 2 if fused_activation else 1
             continue
         if type(layer) in activation_names:
-            data = backend.relu(data) if activation_names[type(layer)] == "relu" else backend.gelu(data)
+            name = activation_names[type(layer)]
+            data = backend.relu(current.data) if name == "relu" else backend.gelu(current.data)
+            current = record_op(name, Tensor(data), (current,))
         else:
-            data = layer(Tensor(data)).data
+            current = layer(current)
         position += 1
-    return Tensor(data)
+    return current
     ### END SOLUTION
