@@ -115,7 +115,7 @@ def test_matmul_backward_goes_through_the_dispatch_point():
 
     def recording_kernel(a, b):
         calls.append((a.shape, b.shape))
-        return np.matmul(a, b)
+        return np.dot(a, b)   # any real kernel; the test counts the calls
 
     register_matmul("recording-06", recording_kernel)
     previous = set_matmul_backend("recording-06")
