@@ -68,6 +68,7 @@ from tinytorch.core.tensor import Tensor, record_op
 from tinytorch.core.activations import GELU, ReLU, register_activation_kernel
 from tinytorch.core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from tinytorch.core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
+from tinytorch.core.spatial import conv2d_im2col, conv2d_naive, register_conv2d, set_conv2d_backend
 from tinytorch.profiling.profiler import MemoryProfiler, Timer
 
 # %%
@@ -711,9 +712,12 @@ for p in points:
 # | `NumpyBackend` ("numpy") | `vectorized_matmul`: one BLAS call | NumPy expressions | the same three steps, each a new array | the default |
 # | `OptimizedBackend` ("optimized") | the fastest of BLAS and module 13's kernels, **measured** once per shape | module 13's `vectorized_relu`, `fused_gelu` | matmul, then bias and activation **fused** into one in-place pass | speed, with a thread-count knob |
 #
-# `ComputeBackend` is the interface. It leaves room for `conv2d` (none of these backends
-# implements it: module 09's convolution is not a prerequisite of this module, and its own
-# dispatch point is where an im2col kernel would plug in) and has two hooks, `activate` and
+# `ComputeBackend` is the interface. Its `conv2d(x, weight, stride, padding)` is module 09's
+# im2col followed by one GEMM on the backend's own `matmul` (so the optimized backend's GEMM is
+# the kernel it measured fastest for that shape); the naive backend overrides it with module
+# 09's loops. `set_backend` plugs it into module 09's conv2d dispatch point, so a CNN's
+# convolutions, forward and backward (whose GEMMs go through module 03's matmul), follow the
+# backend too. It has two hooks, `activate` and
 # `deactivate`, that `set_backend` calls so a backend can change process settings (thread
 # counts) and put them back.
 #
@@ -762,8 +766,8 @@ class ComputeBackend:
         return y
 
     def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
-        raise NotImplementedError(f"backend {self.name!r} has no conv2d yet: convolution plugs in here "
-                                  "(an im2col + matmul kernel is the usual optimized version)")
+        """x (N, C, H, W) convolved with weight (O, C, kh, kw): module 09's im2col, then one GEMM on self.matmul."""
+        return conv2d_im2col(x, weight, stride, padding, gemm=self.matmul)
 
     def activate(self) -> None:
         """Called by set_backend when this backend becomes current (e.g. to set thread counts)."""
@@ -818,6 +822,9 @@ class NaiveBackend(ComputeBackend):
         return gelu_values
         ### END SOLUTION
 
+    def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
+        return conv2d_naive(x, weight, stride, padding)   # module 09's seven loops: the oracle
+
 
 class NumpyBackend(ComputeBackend):
     """One NumPy call per operation: BLAS for matmul, ufuncs for activations. The default backend."""
@@ -869,7 +876,9 @@ def test_hidden_reference_backends_float64_and_3d():
         assert backend.relu(x).dtype == np.float64
         np.testing.assert_array_equal(backend.relu(x), relu_oracle(x))
         np.testing.assert_allclose(backend.gelu(x), gelu_oracle(x), rtol=1e-12, atol=1e-14)
-    expect_error(NotImplementedError, NumpyBackend().conv2d, x, x)
+    images, kernels = np.random.default_rng(3).standard_normal((2, 2, 5, 4)), np.random.default_rng(4).standard_normal((3, 2, 3, 2))
+    np.testing.assert_allclose(NumpyBackend().conv2d(images, kernels, 2, 1), NaiveBackend().conv2d(images, kernels, 2, 1),
+                               rtol=1e-10, atol=1e-10)
 
 
 test_hidden_reference_backends_float64_and_3d()
@@ -1095,7 +1104,8 @@ test_hidden_optimized_backend_shape_error_names_shapes()
 # * `set_backend(name)`: unknown name → `ValueError` listing `available_backends()`. Otherwise
 #   call `deactivate()` on the current backend (if the current matmul backend is one of ours),
 #   plug the new backend's `matmul` into module 03's dispatch point under its name
-#   (`register_matmul`, then `set_matmul_backend`), route module 02's activations listed in
+#   (`register_matmul`, then `set_matmul_backend`), and its `conv2d` into module 09's
+#   (`register_conv2d`, then `set_conv2d_backend`), route module 02's activations listed in
 #   `ROUTED_ACTIVATIONS` to the backend's methods of the same name (`register_activation_kernel`),
 #   call its `activate()`, and return the name of the previous matmul backend.
 # * `get_backend()`: the `ComputeBackend` whose name is module 03's current matmul backend; if
@@ -1147,6 +1157,8 @@ def set_backend(name: str) -> str:
     incoming = _BACKENDS[name]
     register_matmul(name, incoming.matmul)
     previous_name = set_matmul_backend(name)
+    register_conv2d(name, incoming.conv2d)
+    set_conv2d_backend(name)
     for activation in ROUTED_ACTIVATIONS:
         register_activation_kernel(activation, getattr(incoming, activation))
     incoming.activate()

@@ -22,6 +22,7 @@ from ..core.tensor import Tensor, record_op
 from ..core.activations import GELU, ReLU, register_activation_kernel
 from ..core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from ..core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
+from ..core.spatial import conv2d_im2col, conv2d_naive, register_conv2d, set_conv2d_backend
 from ..profiling.profiler import MemoryProfiler, Timer
 
 # %% ../../modules/15_acceleration/acceleration_dev.py #vectorized-matmul
@@ -182,8 +183,8 @@ class ComputeBackend:
         return y
 
     def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
-        raise NotImplementedError(f"backend {self.name!r} has no conv2d yet: convolution plugs in here "
-                                  "(an im2col + matmul kernel is the usual optimized version)")
+        """x (N, C, H, W) convolved with weight (O, C, kh, kw): module 09's im2col, then one GEMM on self.matmul."""
+        return conv2d_im2col(x, weight, stride, padding, gemm=self.matmul)
 
     def activate(self) -> None:
         """Called by set_backend when this backend becomes current (e.g. to set thread counts)."""
@@ -225,6 +226,9 @@ class NaiveBackend(ComputeBackend):
             gelu_flat[i] = 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)))
         return gelu_values
         ### END SOLUTION
+
+    def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
+        return conv2d_naive(x, weight, stride, padding)   # module 09's seven loops: the oracle
 
 
 class NumpyBackend(ComputeBackend):
@@ -396,6 +400,8 @@ def set_backend(name: str) -> str:
     incoming = _BACKENDS[name]
     register_matmul(name, incoming.matmul)
     previous_name = set_matmul_backend(name)
+    register_conv2d(name, incoming.conv2d)
+    set_conv2d_backend(name)
     for activation in ROUTED_ACTIVATIONS:
         register_activation_kernel(activation, getattr(incoming, activation))
     incoming.activate()

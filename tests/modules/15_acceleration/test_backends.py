@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_info
 import tinytorch
 from tinytorch.core.activations import GELU, ReLU, Tanh
 from tinytorch.core.layers import Linear, Sequential, get_matmul_backend, matmul, register_matmul, set_matmul_backend
+from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d, conv2d_naive, get_conv2d_backend
 from tinytorch.core.tensor import Tensor
 from tinytorch.profiling.profiler import MemoryProfiler
 from tinytorch.optimization.acceleration import (
@@ -122,8 +123,6 @@ def test_optimized_backend_rejects_unknown_kernel_and_bad_threads():
 
 
 def test_base_backend_says_what_is_missing():
-    with pytest.raises(NotImplementedError, match="conv2d"):
-        NumpyBackend().conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)))
     with pytest.raises(NotImplementedError, match="matmul"):
         ComputeBackend().matmul(np.ones((2, 2)), np.ones((2, 2)))
 
@@ -245,6 +244,69 @@ def test_optimized_threads_are_set_and_restored():
         assert blas_threads() == blas_before and numba.get_num_threads() == numba_before
     finally:
         register_backend(OptimizedBackend())
+
+
+# --- conv2d: module 09's seam ------------------------------------------------------------------
+
+CONV_CASES = [  # (x shape, weight shape, stride, padding): kernels that do not divide the input
+    ((2, 3, 7, 6), (4, 3, 3, 2), 2, 1),
+    ((1, 2, 5, 5), (3, 2, 3, 3), 1, 0),
+    ((2, 1, 9, 8), (2, 1, 4, 4), 3, 2),
+]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_backend_conv2d_equals_naive_oracle(name, dtype, case):
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(sum(x_shape) + stride)
+    x, weight = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    expected = conv2d_naive(x, weight, stride, padding)                   # float64 loops
+    got = make_backend(name).conv2d(x.astype(dtype), weight.astype(dtype), stride, padding)
+    assert got.dtype == dtype and got.shape == expected.shape
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_optimized_conv2d_gemm_uses_a_measured_kernel():
+    backend = OptimizedBackend()
+    x = np.ones((2, 3, 6, 6), np.float32)
+    backend.conv2d(x, np.ones((4, 3, 3, 3), np.float32), 1, 1)
+    assert backend.tuned[((2 * 6 * 6, 27), (27, 4))] in MATMUL_KERNELS    # the im2col GEMM's shape
+
+
+def small_cnn():
+    return Sequential(Conv2d(1, 4, 3, padding=1, seed=0), ReLU(), MaxPool2d(2),
+                      Conv2d(4, 6, 3, padding=1, seed=1), ReLU(), MaxPool2d(2), Flatten(), Linear(24, 3, seed=2))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_unchanged_cnn_forward_and_backward_on_every_backend(name):
+    """set_backend moves a CNN's convolutions (forward, and backward's GEMMs) with no change to the model."""
+    x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    set_backend("naive")
+    oracle_model = small_cnn()
+    oracle_out = oracle_model(Tensor(x))
+    oracle_out.sum().backward()
+    calls = []
+    backend = make_backend(name)
+    original_conv2d = backend.conv2d
+    backend.conv2d = lambda *args: calls.append(args[1].shape) or original_conv2d(*args)
+    register_backend(backend)
+    try:
+        set_backend(name)
+        assert get_conv2d_backend() == name
+        model = small_cnn()
+        out = model(Tensor(x))
+        out.sum().backward()
+    finally:
+        set_backend("numpy")
+        register_backend(make_backend(name))
+    assert calls == [(4, 1, 3, 3), (6, 4, 3, 3)]                          # both convolutions ran on it
+    np.testing.assert_allclose(out.data, oracle_out.data, rtol=1e-4, atol=1e-5)
+    for param, oracle_param in zip(model.parameters(), oracle_model.parameters()):
+        np.testing.assert_allclose(param.grad.data, oracle_param.grad.data, rtol=1e-4, atol=1e-5)
 
 
 # --- a model on every backend ------------------------------------------------------------------
