@@ -8,8 +8,10 @@ import tomllib
 from importlib import metadata
 
 import typer
+from rich.markup import escape
 from packaging.requirements import Requirement
 
+from tito.core import lab_settings
 from tito.core.console import console
 from tito.core.errors import TitoError
 from tito.core.workspace import Workspace
@@ -35,8 +37,9 @@ def _checks(ws: Workspace):
         yield (req.name, ok, version if ok else f"{version} installed, course pins {req.specifier}: {INSTALL_HINT}")
     lab = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True)
     has_jupytext = "jupytext" in (lab.stdout + lab.stderr)
-    yield ("jupytext lab extension", has_jupytext, "enabled (open .py modules as notebooks)" if has_jupytext
+    yield ("jupytext lab extension", has_jupytext, "enabled" if has_jupytext
            else f"missing: {INSTALL_HINT} (jupytext ships the extension)")
+    yield ("default viewer", *lab_settings.doctor_check(ws))
     try:
         from jupyter_client.kernelspec import find_kernel_specs
 
@@ -53,15 +56,21 @@ def _checks(ws: Workspace):
     detail = probe.stdout if ok else (probe.stderr.strip().splitlines() or ["import failed"])[-1] + \
         f": run `tito export --all` in {ws.root}"
     yield ("import tinytorch", ok, detail)
+    from tito.sandbox import launcher
+
+    isolation = launcher.isolation()
+    # Only instructors grade: weaker isolation is a note for them, not a failed check for a student.
+    yield ("grading isolation", True if isolation.isolated else None, isolation.describe())
 
 
 @app.command("doctor")
 def doctor_command() -> None:
-    """Python, packages, the jupytext JupyterLab extension, the Jupyter kernel and `import tinytorch`."""
+    """Python, packages, the jupytext JupyterLab extension, the default viewer of module sources, the Jupyter kernel and `import tinytorch`."""
     ws = Workspace.find()
     failures = 0
     for name, ok, detail in _checks(ws):
-        failures += not ok
-        console.print(f"{'[green]OK  [/]' if ok else '[red]FIX [/]'} {name:<24} {detail}", soft_wrap=True)
+        failures += ok is False
+        status = {True: "[green]OK  [/]", False: "[red]FIX [/]", None: "[yellow]NOTE[/]"}[ok]
+        console.print(f"{status} {name:<24} {escape(detail)}", soft_wrap=True)
     if failures:
         raise TitoError(f"{failures} check(s) need fixing; run the commands shown above")

@@ -2,15 +2,27 @@
 
 `Executor.run(jobs)` yields one GradeResult per job as each finishes, in any order. Jobs and
 results are plain data; the caller (the single gradebook writer) records each result as it arrives.
+
+The worker pool survives its workers: one that dies (killed, out of memory, a crash in a native
+library) is replaced and its submission tried once more in a fresh worker; a submission that ends
+its worker twice is recorded with 0 points and the reason, and the batch goes on. Workers die with
+the coordinator (PR_SET_PDEATHSIG), so `kill -9` of `tito nbgrader autograde` leaves nothing running.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
+import ctypes
 import multiprocessing
-from typing import Iterable, Iterator, Protocol
+import multiprocessing.connection
+import os
+import signal
+from typing import Callable, Iterable, Iterator, Protocol
 
-from tito.sandbox.grader import GradeJob, GradeResult, grade
+from tito.sandbox.grader import CellOutcome, GradeJob, GradeResult, grade
+
+WORKER_DIED = "the grading worker died"
+ATTEMPTS = 2         # a worker may die of causes outside the submission (the OOM killer): try once more
 
 
 class Executor(Protocol):
@@ -28,23 +40,124 @@ class InlineExecutor:
                 yield GradeResult(job.module, job.student, failed=f"grading failed: {type(exc).__name__}: {exc}")
 
 
-class ProcessPoolExecutor:
-    """N grading workers, each a separate process driving one sandboxed submission at a time."""
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the process that started it dies; exit now if it already has."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() != parent:          # the coordinator died before the line above
+        os._exit(1)
 
-    def __init__(self, workers: int):
+
+def _worker(connection, parent: int, grade_fn: Callable[[GradeJob], GradeResult]) -> None:
+    die_with_parent(parent)
+    from tito.sandbox import launcher
+
+    launcher.isolation()                # probed once per worker, not once per submission
+    while True:
+        job = connection.recv()
+        if job is None:
+            return
+        try:
+            result = grade_fn(job)
+        except Exception as exc:  # the grader failed on this job: report, the worker goes on
+            result = GradeResult(job.module, job.student, failed=f"grading failed: {type(exc).__name__}: {exc}")
+        connection.send(result)
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def died_result(job: GradeJob, ending: str) -> GradeResult:
+    why = f"{WORKER_DIED} ({ending}) each of the {ATTEMPTS} times it graded this submission"
+    cells = [CellOutcome(-1, "test", error=why, grade_id=t["grade_id"], max_score=float(t["points"])) for t in job.tests]
+    return GradeResult(job.module, job.student, cells=cells, stopped=why)
+
+
+class _Worker:
+    def __init__(self, context, grade_fn):
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_worker, args=(child_end, os.getpid(), grade_fn))
+        self.process.start()
+        child_end.close()
+        self.job: GradeJob | None = None
+
+    def give(self, job: GradeJob) -> None:
+        self.job = job
+        self.connection.send(job)
+
+    def close(self) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+
+class ProcessPoolExecutor:
+    """N grading workers, each a separate process grading one submission at a time."""
+
+    def __init__(self, workers: int, grade_fn: Callable[[GradeJob], GradeResult] = grade):
         self.workers = workers
+        self.grade_fn = grade_fn     # a module-level function (workers are spawned)
 
     def run(self, jobs):
-        jobs = list(jobs)
+        pending = collections.deque(jobs)
+        attempts: collections.Counter = collections.Counter()
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            futures = {pool.submit(grade, job): job for job in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    yield future.result()
-                except Exception as exc:  # a worker died (killed, out of memory): report, don't record
-                    job = futures[future]
-                    yield GradeResult(job.module, job.student, failed=f"grading worker failed: {type(exc).__name__}: {exc}")
+        pool = [_Worker(context, self.grade_fn) for _ in range(min(self.workers, len(pending)))]
+        try:
+            while pending or any(w.job for w in pool):
+                for position, worker in enumerate(pool):
+                    if worker.job is None and pending:
+                        try:
+                            worker.give(pending[0])
+                        except OSError:      # it died while idle: a fresh worker takes the job
+                            worker.job = None
+                            worker.close()
+                            pool[position] = worker = _Worker(context, self.grade_fn)
+                            worker.give(pending[0])
+                        pending.popleft()
+                busy = {w.connection: w for w in pool if w.job is not None}
+                busy.update({w.process.sentinel: w for w in pool if w.job is not None})
+                for ready in multiprocessing.connection.wait(list(busy)):
+                    worker = busy[ready]
+                    if worker.job is None:
+                        continue             # both its pipe and its sentinel were ready
+                    result = None
+                    if ready is worker.connection:
+                        try:
+                            result = worker.connection.recv()
+                        except (EOFError, OSError):
+                            result = None
+                    if result is not None:
+                        worker.job = None
+                        yield result
+                        continue
+                    job, worker.job = worker.job, None
+                    worker.process.join()
+                    ending = how_it_ended(worker.process.exitcode)
+                    attempts[id(job)] += 1
+                    if attempts[id(job)] < ATTEMPTS:
+                        pending.appendleft(job)
+                    else:
+                        yield died_result(job, ending)
+                    pool[pool.index(worker)] = _Worker(context, self.grade_fn)
+                    worker.connection.close()
+        finally:
+            for worker in pool:
+                worker.close()
 
 
 def executor_for(workers: int) -> Executor:
