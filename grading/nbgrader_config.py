@@ -26,6 +26,7 @@ c.Execute.interrupt_on_timeout = True
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from tito.core.feedback import HideHiddenTests  # noqa: E402
+from tito.core.feedback import HideHiddenTests, SanitizeSubmission  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
+# SanitizeSubmission first: what the submission wrote becomes inert text before nbgrader reads it.
+c.GenerateFeedback.preprocessors = [SanitizeSubmission, GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]

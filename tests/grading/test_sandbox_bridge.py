@@ -14,7 +14,15 @@ import pytest
 
 from tito.core.workspace import GradingLimits
 from tito.sandbox import launcher
-from tito.sandbox.endpoint import RemoteError
+from tito.sandbox.endpoint import GRADING_MODULE, RemoteError
+
+
+def defined_in_a_test(source: str, name: str):
+    """name as a graded test cell defines it (compiled from test source, in the grading namespace):
+    only such functions and classes may be handed to student code."""
+    namespace = {"__name__": GRADING_MODULE}
+    exec(compile(source, "<test bridge>", "exec"), namespace)
+    return namespace[name]
 
 
 @pytest.fixture
@@ -79,7 +87,8 @@ def test_student_threads_can_call_back_into_the_test(student):
     fan_out = student("from concurrent.futures import ThreadPoolExecutor\n"
                       "def fan_out(fn, items):\n    with ThreadPoolExecutor(4) as pool:\n        return list(pool.map(fn, items))",
                       "fan_out")
-    assert fan_out(lambda v: v * 10, list(range(8))) == [v * 10 for v in range(8)]
+    times_ten = defined_in_a_test("times_ten = lambda v: v * 10", "times_ten")
+    assert fan_out(times_ten, list(range(8))) == [v * 10 for v in range(8)]
 
 
 def test_library_functions_run_on_the_student_side(student):
@@ -91,13 +100,7 @@ def test_library_functions_run_on_the_student_side(student):
 
 def test_a_test_defined_class_hierarchy_keeps_its_shape(student):
     rule_for = student("def rule_for(cls):\n    return [c.__name__ for c in cls.__mro__]", "rule_for")
-
-    class Layer:
-        pass
-
-    class Conv(Layer):
-        pass
-
+    Conv = defined_in_a_test("class Layer:\n    pass\nclass Conv(Layer):\n    pass", "Conv")
     assert rule_for(Conv)[:2] == ["Conv", "Layer"]
 
 

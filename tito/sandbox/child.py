@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 
-from tito.sandbox.endpoint import Endpoint, describe_exception
+from tito.sandbox.endpoint import LimitedEndpoint, describe_exception
 
 MAX_CELL_OUTPUT = 20_000      # characters of printed output kept per cell; the rest is dropped
 
@@ -51,19 +51,18 @@ def _display(*objects, **_options) -> None:
         print(repr(obj))
 
 
-class StudentEndpoint(Endpoint):
-    accepts_library_names = True
-
+class StudentEndpoint(LimitedEndpoint):
     def __init__(self, read_fd, write_fd, cells_dir: str):
         super().__init__(read_fd, write_fd)
         # `display` is a builtin in Jupyter; notebooks call it freely, so it prints here.
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": _display}
         self.cells_dir = cells_dir
         self.cells_run = 0
+        self.cell_names: dict[str, str] = {}    # cell file -> how feedback names it
 
     def dispatch_extra(self, message):
         if message.get("op") == "exec":
-            return {"ok": self.encode(self.run_cell(str(message.get("source", ""))))}
+            return {"ok": self.encode(self.run_cell(str(message.get("source", "")), str(message.get("name") or "")))}
         if message.get("op") == "lookup":
             name = str(message.get("name"))
             if name not in self.namespace:
@@ -71,13 +70,36 @@ class StudentEndpoint(Endpoint):
             return {"ok": self.encode(self.namespace[name])}
         return super().dispatch_extra(message)
 
-    def run_cell(self, source: str) -> dict:
+    def describe(self, exc: BaseException) -> dict:
+        """An exception for the other side, with the frames of the submission's own cells."""
+        return {**describe_exception(exc), "frames": self.student_traceback(exc)[0]}
+
+    def student_traceback(self, exc: BaseException) -> tuple[str, int | None]:
+        """(the frames of the student's own cells, named as the notebook names them; the last line
+        reached in those cells). Frames of the grader, the sandbox folder and libraries stay out."""
+        lines, last = [], None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            label = self.cell_names.get(frame.filename)
+            if label is None:
+                continue
+            lines.append(f"  {label}, line {frame.lineno}, in {frame.name}")
+            if frame.line:
+                lines.append(f"    {frame.line.strip()}")
+            last = frame.lineno
+        if not lines:
+            return "", None
+        message = describe_exception(exc)["message"]
+        text = "\n".join(["Traceback (your code):", *lines, f"{type(exc).__name__}: {message}".strip()])
+        return text[-MAX_CELL_OUTPUT:], last
+
+    def run_cell(self, source: str, name: str = "") -> dict:
         out = CappedText()
         error = None
         # Each cell is compiled from a real file: tracebacks show its lines, and numba's on-disk
         # cache (@njit(cache=True)) needs a source file to key on.
         self.cells_run += 1
         path = os.path.join(self.cells_dir, f"cell_{self.cells_run:04d}.py")
+        self.cell_names[path] = f"In [{name or self.cells_run}]"
         try:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(source)
@@ -86,7 +108,9 @@ class StudentEndpoint(Endpoint):
                 exec(code, self.namespace)
         except BaseException as exc:  # noqa: B902 - SystemExit and KeyboardInterrupt end the cell, not us
             error = describe_exception(exc)
-            error["traceback"] = "".join(traceback.format_exception(exc))[-MAX_CELL_OUTPUT:]
+            error["traceback"], error["line"] = self.student_traceback(exc)
+            if not error["traceback"]:
+                error["traceback"] = f"{type(exc).__name__}: {error['message']}".strip()
         return {"output": out.getvalue(), "error": error}
 
 

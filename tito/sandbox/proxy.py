@@ -21,6 +21,13 @@ def proxy_ref(obj: Any) -> int | None:
     return None
 
 
+def proxy_endpoint(obj: Any) -> Any:
+    """The endpoint a proxy (instance or class) talks through."""
+    if isinstance(obj, RemoteClassMeta):
+        return type.__getattribute__(obj, "_class_endpoint")
+    return object.__getattribute__(obj, "_remote_endpoint")
+
+
 def _ep(obj):
     return object.__getattribute__(obj, "_remote_endpoint")
 
@@ -63,8 +70,12 @@ class Proxy:
         object.__setattr__(self, "_remote_name", name)
 
     def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__") and name not in ("__name__", "__doc__", "__qualname__"):
-            raise AttributeError(name)   # keep Python's own protocol probes (e.g. __array_interface__) local
+        if name in ("__name__", "__qualname__"):
+            return object.__getattribute__(self, "_remote_name")   # as the reference named it
+        if name.startswith("__") and name.endswith("__"):
+            # Python's own protocol probes (__array_interface__, __wrapped__) stay local, and no
+            # special attribute is ever asked of the other side.
+            raise AttributeError(name)
         return _ep(self).value("getattr", ref=_rid(self), name=name)
 
     def __setattr__(self, name, value):
