@@ -204,3 +204,11 @@ def test_a_tensor_that_zeroes_its_inputs_scores_nothing_on_module_02(course):
     tito(course, "nbgrader", "autograde", "02", "--workers", "1")
     scores = {g: v for (s, g), v in gradebook_scores(course).items() if s == "zeroer"}
     assert scores and sum(scores.values()) == 0, scores
+
+
+def test_arrays_with_a_zero_length_dimension_cross_both_ways(tmp_path):
+    # np.zeros((0, 3)) once broke the arrival digest (memoryview.cast refuses zeros in the shape)
+    cells = ["import numpy as np\ndef widen(a):\n    return np.concatenate([a, a], axis=1)",
+             graded_cell("test-empty", "import numpy as np\nassert widen(np.zeros((0, 3), dtype=np.float32)).shape == (0, 6)", 2)]
+    result = grade_cells(tmp_path / "a", "empty-rows", cells)
+    assert result.total == 2 and result.stopped is None

@@ -128,7 +128,9 @@ def _dunder(name: str) -> bool:
 
 
 def _digest(array: np.ndarray) -> bytes:
-    return hashlib.blake2b(memoryview(np.ascontiguousarray(array)).cast("B"), digest_size=16).digest()
+    # flat bytes of any dtype and shape; memoryview.cast refuses shapes with a zero (np.zeros((0, 3)))
+    flat_bytes = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return hashlib.blake2b(flat_bytes, digest_size=16).digest()
 
 
 class BridgeEndpoint:
