@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # importlib mode: make the helpers importable
 
 import toy  # noqa: E402
-from tito_support import copy_tree, run_tito  # noqa: E402
+from tito_support import REPO, copy_tree, run_tito  # noqa: E402
 
 
 # -- toy workspaces -----------------------------------------------------------------------------
@@ -44,3 +44,22 @@ def toy_ws(tmp_path, toy_template) -> Path:
 def exported_ws(tmp_path, exported_template) -> Path:
     """A private, exported toy workspace."""
     return copy_tree(exported_template, tmp_path / "course")
+
+
+# -- a toy student edition ------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def toy_edition_template(tmp_path_factory, exported_template) -> Path:
+    """`tito student-edition` of the toy course (with this repository's tito). Read-only."""
+    course = copy_tree(exported_template, tmp_path_factory.mktemp("course") / "course")
+    copy_tree(REPO / "tito", course / "tito")
+    out = tmp_path_factory.mktemp("edition") / "student"
+    result = run_tito(course, "student-edition", str(out))
+    assert result.returncode == 0, str(result)
+    return out
+
+
+@pytest.fixture
+def student(tmp_path, toy_edition_template) -> Path:
+    """A private copy of the toy student edition."""
+    return copy_tree(toy_edition_template, tmp_path / "student")

@@ -183,6 +183,9 @@ def write_workspace(root: Path) -> Path:
         shutil.copy2(REPO / name, root / name)
     (root / "grading").mkdir()
     shutil.copy2(REPO / "grading" / "nbgrader_config.py", root / "grading" / "nbgrader_config.py")
+    lab_settings = Path(".jupyter", "labconfig", "default_setting_overrides.json")   # double-click opens a notebook
+    (root / lab_settings).parent.mkdir(parents=True)
+    shutil.copy2(REPO / lab_settings, root / lab_settings)
     files = {
         "modules/01_alpha/module.yaml": ALPHA_YAML,
         ALPHA_SRC: ALPHA_SOURCE,

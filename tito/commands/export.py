@@ -8,6 +8,7 @@ from tito.core.console import console
 from tito.core.errors import TitoError
 from tito.core.exporter import export_many
 from tito.core.manifest import select
+from tito.core.pairing import warn_if_files_disagree
 from tito.core.workspace import Workspace
 
 
@@ -19,7 +20,10 @@ def export_command(
     """Export a module's `#| export` cells into the tinytorch package."""
     ws = Workspace.find()
     stale = []
-    for result in export_many(ws, select(ws, module, all_), check_only=check):
+    modules = select(ws, module, all_)
+    for m in modules:
+        warn_if_files_disagree(m, ws.root)
+    for result in export_many(ws, modules, check_only=check):
         m = result.module
         shown = result.source.relative_to(ws.root)
         if check:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -17,11 +18,13 @@ from tito.core.console import console
 from tito.core.autograding import check_sandbox, grade_submissions
 from tito.core.course import Course, generate, prepare_grading_environment, quiet_sqlalchemy
 from tito.core.errors import TitoError
+from tito.core.executor import WORKER_DIED
 from tito.core.intake import collect
 from tito.core.manifest import discover, resolve, select
 from tito.core.source import read_source
 from tito.core.stubs import hidden_test_lines
 from tito.core.workspace import Workspace
+from tito.sandbox import launcher
 
 app = typer.Typer(help="Grade with nbgrader: release, collect, autograde, feedback, grades.", no_args_is_help=True)
 
@@ -31,7 +34,8 @@ def _course() -> Course:
 
 
 @app.command("generate")
-def generate_command(module: str = typer.Argument(None), all_: bool = typer.Option(False, "--all")) -> None:
+def generate_command(module: str = typer.Argument(None, help="module to release: 01_tensor, 01 or tensor"),
+                     all_: bool = typer.Option(False, "--all", help="release every module")) -> None:
     """Module source -> grading/source (jupytext) -> grading/release (nbgrader generate_assignment)."""
     course = _course()
     run_generate(course, select(course.ws, module, all_))
@@ -67,7 +71,9 @@ def run_collect(course: Course, folder: Path, force: bool) -> None:
     for r in rejected:
         console.print(f"[yellow]not collected[/] {r.item}: {r.reason}")
     console.print(f"{len(placed)} collected, {len(rejected)} not collected")
-    if not placed and rejected:
+    if not placed and not rejected:
+        raise TitoError(f"{folder} holds no submissions; expected one <student_id>.ipynb or <student_id>.zip per student")
+    if not placed:
         raise TitoError("nothing could be collected (reasons above)")
 
 
@@ -77,10 +83,10 @@ def _graded(course: Course, module, student: str) -> bool:
 
 @app.command("autograde")
 def autograde_command(
-    module: str = typer.Argument(...),
+    module: str = typer.Argument(..., help="module to grade: 01_tensor, 01 or tensor"),
     student: str = typer.Option(None, "--student", help="grade only this student"),
     force: bool = typer.Option(False, "--force", help="grade again submissions that already have a grade"),
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", help="parallel grading workers"),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", min=1, help="parallel grading workers (1 or more)"),
     package_tests: bool = typer.Option(False, "--package-tests",
                                        help="also run the module's package tests on each submission's exported code (reported in feedback)"),
 ) -> None:
@@ -105,18 +111,22 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
     if not todo:
         console.print("nothing to grade")
         return
-    console.print(f"grading sandbox imports {check_sandbox(course, m)}")
+    # Both lines hold brackets and paths: printed as text, never read as rich markup.
+    console.print(f"isolation: {escape(launcher.isolation().describe())}")
+    console.print(f"grading sandbox imports {escape(check_sandbox(course, m))}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     start = time.perf_counter()
-    stopped, failed, reports = [], [], {}
+    stopped, failed, died, reports = [], [], [], {}
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"autograde {m.name} ({workers} worker{'s' if workers > 1 else ''})", total=len(todo), rate="")
 
         def advance(result):
             done = bar.tasks[0].completed + 1
             bar.update(task, advance=1, rate=f"{done / (time.perf_counter() - start) * 60:.1f}/min")
-            if result.stopped:
+            if result.stopped and result.stopped.startswith(WORKER_DIED):
+                died.append((result.student, result.stopped))
+            elif result.stopped:
                 stopped.append((result.student, result.stopped))
             if result.failed:
                 failed.append((result.student, result.failed))
@@ -125,9 +135,14 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
         grade_submissions(course, m, todo, workers=workers, on_result=advance, package_tests=package_tests)
     _print_scores(course, m, todo, reports if package_tests else None)
     for s, reason in stopped:
-        console.print(f"[yellow]{s}[/]: stopped early, {reason} (scored what it earned before)")
+        console.print(f"[yellow]{s}[/]: stopped early, {escape(reason)} (scored what it earned before)")
+    for s, reason in died:
+        console.print(f"[red]{s}[/]: recorded with 0 points: {escape(reason)}")
     for s, reason in failed:
-        console.print(f"[red]{s}[/]: not graded, {reason}")
+        console.print(f"[red]{s}[/]: not graded, {escape(reason)}")
+    if died and not failed:
+        raise TitoError(f"{len(died)} submission(s) ended their grading worker and were recorded with 0 points "
+                        "(the batch went on); after a look, `--student ID --force` grades one again")
     if failed:
         raise TitoError(f"{len(failed)} submission(s) could not be graded (reasons above); run the same command again to grade them")
 
@@ -150,36 +165,48 @@ def _print_scores(course: Course, m, students: list[str], package_tests: dict | 
 
 
 @app.command("feedback")
-def feedback_command(module: str = typer.Argument(...)) -> None:
+def feedback_command(module: str = typer.Argument(..., help="module: 01_tensor, 01 or tensor (autograded first)")) -> None:
     """HTML feedback for every autograded submission, with hidden tests removed."""
     course = _course()
     run_feedback(course, resolve(course.ws, module))
 
 
 def run_feedback(course: Course, m) -> None:
+    """Feedback pages for every autograded submission; a page that cannot be made, or that would show
+    hidden tests, is reported and skipped: it never stops the pages of the others."""
+    from tito.core.feedback import page_problem
+
+    if not any(course.autograded_notebook(s, m).exists() for s in course.submitted_students(m)):
+        raise TitoError(f"no autograded submission of {m.name} yet; run autograde first: tito nbgrader autograde {m.name}")
+
     api = course.api()
     with quiet_sqlalchemy():
         result = api.generate_feedback(m.name, force=True)
     if not result.get("success"):
-        raise TitoError(f"nbgrader generate_feedback {m.name} failed:\n{(result.get('log') or '')[-1500:]}")
+        console.print(f"[yellow]some feedback could not be made[/] (nbgrader's log):\n"
+                      f"{escape((result.get('log') or '')[-1500:])}")
     hidden = hidden_test_lines(read_source(m).notebook)
     pages = sorted((course.root / "feedback").glob(f"*/{m.name}/*.html"))
+    kept = 0
     for page in pages:
         # Highlighted code is split into <span>s and escaped: compare against the visible text.
-        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
-        leaked = sorted(hidden & {line.strip() for line in text.splitlines()})
-        if "BEGIN HIDDEN TESTS" in text or leaked:
+        problem = page_problem(html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8"))), hidden)
+        if problem:
             page.unlink()
-            raise TitoError(f"{page} showed hidden tests ({(leaked or ['BEGIN HIDDEN TESTS'])[0]!r}) and was deleted; "
-                            "check grading/nbgrader_config.py")
-    console.print(f"{len(pages)} feedback page(s) under {(course.root / 'feedback').relative_to(course.ws.root)}/*/{m.name}/")
+            console.print(f"[red]{escape(str(page))}[/]: {escape(problem)}; deleted (check grading/nbgrader_config.py)")
+        else:
+            kept += 1
+    console.print(f"{kept} feedback page(s) under {(course.root / 'feedback').relative_to(course.ws.root)}/*/{m.name}/")
 
 
 @app.command("export")
 def export_grades_command(out: Path = typer.Option(None, "--out", help="CSV file (default grading/grades.csv)")) -> None:
     """One row per student, one column per module, plus the total."""
     course = _course()
-    run_export_grades(course, out or course.root / "grades.csv")
+    out = out or course.root / "grades.csv"
+    if out.is_dir():
+        raise TitoError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'grades.csv'}")
+    run_export_grades(course, out)
 
 
 def grade_rows(course: Course) -> tuple[list[str], list[list[str]]]:
@@ -214,7 +241,7 @@ def run_export_grades(course: Course, out: Path) -> list[list[str]]:
 
 
 @app.command("status")
-def status_command(module: str = typer.Argument(None)) -> None:
+def status_command(module: str = typer.Argument(None, help="one module: 01_tensor, 01 or tensor (default: all)")) -> None:
     """Per module: submissions, graded, needing manual grading, mean score."""
     course = _course()
     modules = [resolve(course.ws, module)] if module else discover(course.ws)
@@ -240,25 +267,16 @@ def status_command(module: str = typer.Argument(None)) -> None:
 
 
 @app.command("validate")
-def validate_command(notebook: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Run a notebook's tests the way the grader will; exits non-zero if any test fails."""
-    from nbgrader.validator import Validator
+def validate_command(notebook: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                     help="a notebook (.ipynb) or a module source (.py)")) -> None:
+    """Run a notebook's (or a module source's) tests the way the grader will; exits non-zero if any test fails."""
+    from tito.core.validation import validate
 
-    ws = Workspace.find()
-    prepare_grading_environment(ws)
-    config = Course.of(ws).config()
-    try:
-        results = Validator(config=config).validate(str(notebook.resolve()))
-    except Exception as exc:  # invalid JSON, missing kernel: say so instead of a traceback
-        raise TitoError(f"{notebook}: could not validate ({str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__})")
-    failed = results.get("failed", []) + results.get("type_changed", [])
-    changed = results.get("changed", [])
-    for cell in failed:
-        # nbgrader renders the traceback's colours as HTML spans; the terminal wants the text.
-        error = html.unescape(re.sub(r"<[^>]+>", "", cell.get("error", "")))
-        console.print("[red]failed[/]:", cell.get("source", "")[:200], "\n" + error[-800:], markup=True)
-    for cell in changed:
-        console.print(f"[yellow]a read-only test cell was edited[/] (the grader will restore it): {cell.get('source', '')[:120]}")
-    if failed:
-        raise TitoError(f"{len(failed)} cell(s) fail in {notebook.name}; fix them before you submit")
-    console.print(f"[green]{notebook.name}: all tests pass[/]" + (" (edited read-only cells will be restored by the grader)" if changed else ""))
+    result = validate(Workspace.find(), notebook)
+    for cell in result.failed:
+        console.print("[red]failed[/]:", escape(cell.get("source", "")[:200]), "\n" + escape(cell["error"][-800:]))
+    for cell in result.changed:
+        console.print(f"[yellow]a read-only test cell was edited[/] (the grader will restore it): {escape(cell.get('source', '')[:120])}")
+    if result.failed:
+        raise TitoError(f"{len(result.failed)} cell(s) fail in {notebook.name}; fix them before you submit")
+    console.print(f"[green]{escape(notebook.name)}: all tests pass[/]" + (" (edited read-only cells will be restored by the grader)" if result.changed else ""))

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tito.core.console import console
 from tito.core.errors import TitoError
 from tito.core.exporter import export
 from tito.core.manifest import Module, select
+from tito.core.pairing import warn_if_files_disagree
 from tito.core.runner import StepResult, run_package_tests, run_source
 from tito.core.workspace import Workspace
 
 
 def test_module(ws: Workspace, module: Module) -> list[StepResult]:
     """Both steps for one module, plus a warning step when the package is older than the source."""
+    warn_if_files_disagree(module, ws.root)
     steps = [run_source(ws, module)]
     exported = export(ws, module, check_only=True)
     if not exported.in_sync:
@@ -32,7 +35,8 @@ def print_results(results: dict[str, list[StepResult]], verbose: bool) -> None:
     table.add_column("details", overflow="fold")
     for name, steps in results.items():
         for step in steps:
-            table.add_row(name, step.name, "[green]pass[/]" if step.ok else "[red]FAIL[/]", step.summary)
+            table.add_row(name, step.name, "[green]pass[/]" if step.ok else "[red]FAIL[/]",
+                          escape(step.summary))   # summaries quote settings such as [grading]
     console.print(table)
     if verbose:
         for name, steps in results.items():

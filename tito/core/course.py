@@ -15,9 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
-from traitlets.config import Config, PyFileConfigLoader
-
 from tito.core.errors import TitoError
 from tito.core.manifest import Module
 from tito.core.runner import AUTOGRADING_ENV
@@ -55,8 +52,10 @@ class Course:
     def db_url(self) -> str:
         return self.database or f"sqlite:///{self.root / 'gradebook.db'}"
 
-    def config(self) -> Config:
+    def config(self):
         """The tracked grading/nbgrader_config.py, with this course's root and database forced."""
+        from traitlets.config import PyFileConfigLoader
+
         tracked = self.ws.path("grading") / CONFIG_FILE
         if not tracked.exists():
             raise TitoError(f"{tracked} is missing; restore it from the repository (git checkout -- {tracked})")
@@ -132,6 +131,8 @@ def _require(result: dict, what: str) -> None:
 
 def generate(course: Course, module: Module, api=None) -> Path:
     """Module source -> grading/source/<module>/ (jupytext) -> grading/release/<module>/ (nbgrader)."""
+    import jupytext
+
     source = read_source(module)
     target = course.source_notebook(module)
     target.parent.mkdir(parents=True, exist_ok=True)

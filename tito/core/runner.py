@@ -13,8 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
-
+from tito.core.cell_runner import describe_timeout
 from tito.core.manifest import Module
 from tito.core.source import source_path
 from tito.core.workspace import Workspace
@@ -31,24 +30,29 @@ class StepResult:
 
 
 def run_source(ws: Workspace, module: Module) -> StepResult:
-    """Execute the module source top to bottom in a fresh process; report the first failing test."""
+    """Execute the module source top to bottom in a fresh process, each cell within cell_timeout;
+    report the first failing test, or the cell and line that ran out of time."""
     path = source_path(module)
-    timeout = ws.grading_limits(module.grading).submission_timeout
+    limits = ws.grading_limits(module.grading)
     with tempfile.TemporaryDirectory(prefix=f"tito-run-{module.name}-") as scratch:
         script = path
         if path.suffix == ".ipynb":
+            import jupytext
+
             script = Path(scratch) / f"{module.slug}_dev.py"
             jupytext.write(jupytext.read(path), script, fmt="py:percent")
+        command = [sys.executable, "-m", "tito.core.cell_runner", str(script), str(limits.cell_timeout)]
         try:
-            proc = subprocess.run([sys.executable, str(script)], cwd=scratch, capture_output=True, text=True,
-                                  timeout=timeout, env=ws.subprocess_env(**AUTOGRADING_ENV))
+            proc = subprocess.run(command, cwd=scratch, capture_output=True, text=True,
+                                  timeout=limits.submission_timeout, env=ws.subprocess_env(**AUTOGRADING_ENV))
         except subprocess.TimeoutExpired:
-            return StepResult("source", False, f"{path.name} did not finish within {timeout}s "
+            return StepResult("source", False, f"{path.name} did not finish within {limits.submission_timeout}s "
                               "(settings.ini [grading] submission_timeout); look for an endless loop")
-    output = proc.stdout + proc.stderr
-    if proc.returncode == 0:
-        return StepResult("source", True, f"{path.name} ran, inline tests passed", output)
-    return StepResult("source", False, _describe_failure(proc.stderr, path), output)
+        output = proc.stdout + proc.stderr
+        if proc.returncode == 0:
+            return StepResult("source", True, f"{path.name} ran, inline tests passed", output)
+        timed_out = describe_timeout(proc.stderr, script, limits.cell_timeout, path.name)
+    return StepResult("source", False, timed_out or _describe_failure(proc.stderr, path), output)
 
 
 def _describe_failure(stderr: str, path: Path) -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
-
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MIN_SECRET_LENGTH = 16   # shorter lines (`return out`, `pass`) are too generic to count as a leak
 
 
 def strip_solutions(notebook):
     """A copy of the notebook with solution regions stubbed and hidden tests removed."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions   # seconds to import: only when used
+
     stripped = copy.deepcopy(notebook)
     stripped, _ = ClearSolutions().preprocess(stripped, {})
     stripped, _ = ClearHiddenTests().preprocess(stripped, {})

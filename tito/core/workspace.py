@@ -76,6 +76,11 @@ class Workspace:
         return self.tests_dir / "modules" / module_name
 
     @property
+    def is_student_edition(self) -> bool:
+        """settings.ini [course] edition = student, written by `tito student-edition`."""
+        return self.settings.get("course", "edition", fallback="course") == "student"
+
+    @property
     def course_id(self) -> str:
         return self.settings.get("course", "id", fallback="tinytorch")
 
