@@ -458,6 +458,11 @@ def test_hidden_reflected_ops_with_arrays():
     np.testing.assert_allclose(result.data, [8.0, 4.0, 2.0], rtol=1e-6)
     np.testing.assert_allclose((3 - x).data, [2.0, 1.0, -1.0], rtol=1e-6)
     assert (Tensor([1.0], dtype=np.float64) + 1.0).dtype == np.float64
+    # a Python float is weak (float16 stays float16); a NumPy float64 scalar follows Tensor's rule (float32)
+    assert (Tensor(np.ones(2, dtype=np.float16)) * 2.5).dtype == np.float16
+    scaled = Tensor([1.0, 2.0]) * np.float64(3.0)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled.data, [3.0, 6.0], rtol=0)
 
 test_hidden_reflected_ops_with_arrays()
 ### END HIDDEN TESTS
@@ -475,6 +480,26 @@ def test_unit_matmul():
     assert isinstance(product, Tensor) and product.shape == (5, 3) and product.dtype == np.float32
     np.testing.assert_allclose(product.data, np.einsum("ik,kj->ij", a64, b64), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(Tensor(a64).matmul(b64).data, np.einsum("ik,kj->ij", a64, b64), rtol=1e-5, atol=1e-5)
+    wide = Tensor(a64, dtype=np.float64) @ Tensor(b64, dtype=np.float64)
+    assert wide.dtype == np.float64
+    np.testing.assert_allclose(wide.data, np.einsum("ik,kj->ij", a64, b64), rtol=1e-12, atol=1e-12)
+
+def test_unit_matmul_vectors():
+    gen = np.random.default_rng(5)
+    m64, v64, w64 = gen.standard_normal((5, 4)), gen.standard_normal(4), gen.standard_normal(5)
+    matrix_vector = Tensor(m64) @ Tensor(v64)             # (5, 4) @ (4,) -> (5,)
+    assert matrix_vector.shape == (5,)
+    np.testing.assert_allclose(matrix_vector.data, np.einsum("ik,k->i", m64, v64), rtol=1e-5, atol=1e-5)
+    vector_matrix = Tensor(w64) @ Tensor(m64)             # (5,) @ (5, 4) -> (4,)
+    assert vector_matrix.shape == (4,)
+    np.testing.assert_allclose(vector_matrix.data, np.einsum("k,kj->j", w64, m64), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose((Tensor(v64) @ Tensor(v64)).data, math.fsum(v64 * v64), rtol=1e-5)
+    for left, right in [((5, 4), (5,)), ((4,), (5, 4))]:
+        try:
+            Tensor(np.ones(left)) @ Tensor(np.ones(right))
+        except ValueError:
+            continue
+        raise AssertionError(f"{left} @ {right} must raise ValueError")
 
 def test_unit_matmul_shape_error():
     try:
@@ -486,6 +511,7 @@ def test_unit_matmul_shape_error():
         raise AssertionError("(2, 3) @ (2, 3) must raise ValueError")
 
 test_unit_matmul()
+test_unit_matmul_vectors()
 test_unit_matmul_shape_error()
 ### BEGIN HIDDEN TESTS
 def test_hidden_matmul_batched_and_scalar():
@@ -521,13 +547,17 @@ def test_unit_reshape_transpose():
     np.testing.assert_array_equal(grid.T.data, [[flat[4 * c + r] for c in range(3)] for r in range(4)])
     cube = Tensor(np.arange(24).reshape(2, 3, 4))
     assert cube.transpose(1, 0, 2).shape == (3, 2, 4)
+    np.testing.assert_array_equal(cube.transpose((2, 0, 1)).data, np.arange(24).reshape(2, 3, 4).transpose(2, 0, 1))
+    assert cube.transpose([1, 0, 2]).shape == (3, 2, 4)
     assert cube.transpose().shape == (4, 3, 2)
+    wide = Tensor(np.arange(6.0).reshape(2, 3), dtype=np.float64)
+    assert wide.reshape(3, 2).dtype == np.float64 and wide.T.dtype == np.float64
 
 def test_unit_reshape_error():
     try:
         Tensor(np.zeros(12)).reshape(5, 2)
     except ValueError as err:
-        assert "12" in str(err)
+        assert "12" in str(err) and "(5, 2)" in str(err), str(err)   # the size and the shape asked for
     else:
         raise AssertionError("reshaping 12 elements into (5, 2) must raise ValueError")
 
@@ -535,12 +565,15 @@ test_unit_reshape_transpose()
 test_unit_reshape_error()
 ### BEGIN HIDDEN TESTS
 def test_hidden_reshape_bad_minus_one():
-    for bad in [(-1, 5), (-1, -1)]:
+    for bad in [(-1, 5), (-1, -1), (0, -1), (-2, -6, 1), (7, 2)]:
         try:
             Tensor(np.zeros(12)).reshape(*bad)
-        except ValueError:
+        except ValueError as err:
+            assert str(bad) in str(err), f"the error for reshape{bad} must name the shape asked for: {err}"
             continue
         raise AssertionError(f"reshape{bad} of 12 elements must raise ValueError")
+    assert Tensor(np.zeros(12)).reshape(1, -1).shape == (1, 12)
+    assert Tensor(np.zeros(12)).reshape([12, 1]).shape == (12, 1)
 
 test_hidden_reshape_bad_minus_one()
 ### END HIDDEN TESTS
@@ -563,6 +596,10 @@ def test_unit_reductions():
     assert t.mean(axis=0, keepdims=True).shape == (1, 5)
     np.testing.assert_allclose(t.mean(axis=0).data, [math.fsum(c) / 3 for c in values.T], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(t.max(axis=1).data, [max(r) for r in values.astype(np.float32)], rtol=0, atol=0)
+    assert t.sum(axis=1, keepdims=True).shape == (3, 1) and t.max(axis=0, keepdims=True).shape == (1, 5)
+    wide = Tensor(values, dtype=np.float64)
+    for reduced in (wide.sum(), wide.mean(axis=1), wide.max(axis=0), wide[1:]):
+        assert reduced.dtype == np.float64, reduced.dtype
 
 def test_unit_indexing():
     t = Tensor(np.arange(12.0).reshape(3, 4))

@@ -185,6 +185,20 @@ def test_hidden_timing_stats_even_count_and_constant():
     assert abs(stats.p99_s - cuts[98]) < 1e-12
     flat = TimingStats.from_samples([0.01] * 7)
     assert flat.std_s == 0.0 and flat.cv == 0.0 and flat.p95_s == 0.01
+    pair = TimingStats.from_samples([0.001, 0.003])
+    assert abs(pair.std_s - statistics.stdev([0.001, 0.003])) < 1e-15   # n - 1 from two samples on
+    zero = TimingStats.from_samples([0.0, 0.0])                          # a coarse clock can read 0
+    assert zero.cv == 0.0 and zero.mean_s == 0.0
+    narrow = np.array([1e-3, 2e-3, 4e-3, 7e-3], dtype=np.float32)       # statistics in float64 whatever comes in
+    wide = TimingStats.from_samples(narrow)
+    assert abs(wide.mean_s - statistics.fmean(narrow.astype(np.float64).tolist())) < 1e-15
+    assert abs(wide.std_s - statistics.stdev(narrow.astype(np.float64).tolist())) < 1e-15
+    try:
+        TimingStats.from_samples([])
+    except ValueError as err:
+        assert "sample" in str(err), str(err)
+    else:
+        raise AssertionError("no samples must raise ValueError")
 
 
 test_hidden_timing_stats_even_count_and_constant()
@@ -531,7 +545,30 @@ def test_hidden_memory_track_block_keeps_what_the_block_built():
     assert 2**20 <= again.net_bytes < 2**20 + 2**16
 
 
+def test_hidden_memory_nested_measurements_and_tracing_state():
+    profiler = MemoryProfiler()
+    # tracemalloc belongs to the process the profiler runs in: take_snapshot, handed over through a
+    # Timer's clock, runs there (and raises RuntimeError unless that process is tracing)
+    take_snapshot = Timer(clock=tracemalloc.take_snapshot).clock
+    values = np.arange(TEN_MB // 8, dtype=np.float64)
+    with profiler.track() as outer:
+        kept = profiler.measure(np.ones, TEN_MB // 8)        # 10 MB that stay alive inside the block
+        profiler.measure(np.median, values)                   # a 10 MB temporary, freed again
+        small = profiler.measure(np.ones, 1000)               # inner: its own peak and net only
+        take_snapshot()                                       # inner measurements left the tracing on
+    assert kept.result.nbytes == TEN_MB
+    assert 8000 <= small.peak_bytes < 2**16 and 8000 <= small.net_bytes < 2**16
+    assert outer.net_bytes >= TEN_MB
+    try:
+        take_snapshot()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("track must stop the tracing it started")
+
+
 test_hidden_memory_track_block_keeps_what_the_block_built()
+test_hidden_memory_nested_measurements_and_tracing_state()
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-leak-check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -552,6 +589,7 @@ def test_unit_leak_check_finds_a_growing_list():
 def test_unit_leak_check_clears_a_pure_function():
     report = MemoryProfiler().leak_check(np.arange, 2**18, calls=4)  # a fresh 2 MiB array, dropped each call
     assert len(report.retained_bytes) == 4
+    assert all(abs(r) < 2**16 for r in report.retained_bytes), report.retained_bytes  # retained, not peak
     assert abs(report.bytes_per_call) <= report.tolerance_bytes
     assert not report.leaking
 
@@ -572,7 +610,32 @@ def test_hidden_leak_check_one_time_cache_is_not_a_leak():
     assert abs(report.retained_bytes[0]) < 2**16  # filled by the untraced first call, before the baseline
 
 
+def test_hidden_leak_check_arguments_and_tracing_state():
+    profiler = MemoryProfiler()
+    take_snapshot = Timer(clock=tracemalloc.take_snapshot).clock   # runs where the profiler runs
+    for too_few in (0, 1):
+        try:
+            profiler.leak_check(np.arange, 10, calls=too_few)
+        except ValueError:
+            continue
+        raise AssertionError(f"calls={too_few} must raise ValueError (growth needs two calls)")
+    two = profiler.leak_check(np.arange, 10, calls=2, tolerance_bytes=123)
+    assert len(two.retained_bytes) == 2 and two.tolerance_bytes == 123
+    try:
+        take_snapshot()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("leak_check must stop the tracing it started")
+    with profiler.track() as outer:
+        kept = profiler.measure(np.ones, 2**17)
+        profiler.leak_check(np.arange, 10, calls=2)
+        take_snapshot()                                   # a leak check inside a block leaves its tracing on
+    assert kept.result.nbytes == 2**20 and outer.net_bytes >= 2**20
+
+
 test_hidden_leak_check_one_time_cache_is_not_a_leak()
+test_hidden_leak_check_arguments_and_tracing_state()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -816,6 +879,16 @@ def test_hidden_linear_without_bias_and_softmax_axis0():
     report = flops_of(plain, (10, 8))
     assert report.total_flops == 2 * 10 * 8 * 3 and report.total_macs == 240
     assert flops_of(Softmax(axis=0), (4, 5)).total_flops == 5 * (5 * 4 - 2)  # 5 columns of length 4
+    # counts are exact integers, never floats that merely compare equal
+    assert isinstance(flops_of(Softmax(), (4, 5)).total_flops, int)
+    assert isinstance(flops_of(Linear(6, 4, seed=0), (2, 3, 6)).total_macs, int)
+    y = Tensor(np.ones((2, 3), dtype=np.float32))
+    try:
+        elementwise_flops(Softmax(), y, y)   # Softmax has its own rule, no per-element cost
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("elementwise_flops on a layer without a per-element cost must raise TypeError")
 
 
 test_hidden_linear_without_bias_and_softmax_axis0()

@@ -118,5 +118,5 @@ def check_sandbox(course: Course, module: Module) -> str:
             sandbox.stop()
     if ran.get("error"):
         raise TitoError(f"the grading sandbox cannot import tinytorch: {ran['error'].get('message')}; run `tito export --all`")
-    mode = "isolated (namespaces, own uid)" if sandbox.isolated else "limits only (not root: no namespaces)"
+    mode = {"root": "isolated as root", "user": "isolated without root"}.get(sandbox.mode, "limits only")
     return f"{ran['output'].strip()} [{mode}]"

@@ -16,7 +16,7 @@ from tito.core.course import Course, cell_scores, generate, place_submission
 from tito.core.errors import TitoError
 from tito.core.exporter import export
 from tito.core.manifest import Module
-from tito.core.source import check_grade_ids, graded_points, read_source
+from tito.core.source import check_grade_ids, graded_points, process_local_checks, read_source
 from tito.core.workspace import Workspace
 
 TIMESTAMP = "2026-01-01 00:00:00.000000 UTC"
@@ -48,6 +48,7 @@ def static_problems(ws: Workspace, module: Module) -> list[str]:
     if abs(total - module.points) > 1e-9:
         problems.append(f"module.yaml says {module.points:g} points, graded cells add up to {total:g}")
     problems += released_grade_ids_kept(ws, module, check_grade_ids(source))
+    problems += [f"{source.path.name}: {p}" for p in process_local_checks(source)]
     return problems
 
 

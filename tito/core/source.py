@@ -11,15 +11,16 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import jupytext
-import nbformat
+from typing import TYPE_CHECKING
 
 from tito.core.errors import TitoError
 from tito.core.manifest import Module
 
 DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)\s*$", re.M)
 EXPORT = re.compile(r"^#\|\s*export\b", re.M)
+
+if TYPE_CHECKING:
+    import nbformat
 
 
 @dataclass
@@ -58,6 +59,9 @@ def _line_of(text: str, needle: str) -> int:
 def read_source(module: Module, path: Path | None = None) -> Source:
     """Parse the module's source (or another notebook of it, e.g. a submission) into a notebook with
     deterministic cell ids; bad input names file and line."""
+    import jupytext     # imported here: nbformat's schemas cost a second, and most tito runs never parse
+    import nbformat
+
     path = path or source_path(module)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
@@ -165,3 +169,79 @@ def package_imports(source: Source, package: str) -> set[str]:
                 continue
             found.update(n for n in names if n == package or n.startswith(package + "."))
     return found
+
+
+# Library calls whose answer (or effect) belongs to the process that makes them. Graded tests run
+# in a trusted process while the student's code runs in the limited one, so in a graded cell these
+# see or change only the test's own process: a check built on them can never fail (warnings turned
+# into errors around a student call, tracemalloc or gc state after a student's profiler ran).
+PROCESS_LOCAL_CALLS = (
+    "warnings.simplefilter", "warnings.filterwarnings", "warnings.catch_warnings", "warnings.resetwarnings",
+    "pytest.warns", "pytest.deprecated_call", "numpy.testing.assert_warns", "numpy.testing.assert_no_warnings",
+    "numpy.testing.suppress_warnings", "numpy.errstate", "numpy.seterr", "numpy.geterr", "numpy.seterrcall",
+    "numpy.random.seed", "numpy.random.get_state", "numpy.random.set_state", "random.seed", "random.getstate",
+    "random.setstate", "tracemalloc", "gc", "sys.getrefcount", "sys.getallocatedblocks", "threadpoolctl",
+    "numba.get_num_threads", "numba.set_num_threads", "numba.get_thread_id", "threading.active_count",
+    "threading.enumerate", "resource.getrusage", "psutil.Process",
+)
+
+
+def _import_aliases(tree: ast.AST, aliases: dict[str, str]) -> None:
+    """Record `import numpy as np` / `from tracemalloc import is_tracing as tracing` as local -> dotted."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    aliases[alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+
+def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in aliases:
+        return None
+    return ".".join([aliases[node.id], *reversed(parts)])
+
+
+def _process_local(name: str) -> bool:
+    return any(name == entry or name.startswith(entry + ".") for entry in PROCESS_LOCAL_CALLS)
+
+
+def process_local_checks(source: Source) -> list[str]:
+    """Graded test cells that call a process-local library function (see PROCESS_LOCAL_CALLS).
+
+    Passing such a function to student code is fine (it then runs in the student's process, see
+    modules/AUTHORING.md); calling it in the test is not."""
+    aliases: dict[str, str] = {}
+    trees = []
+    for cell in source.code_cells():
+        try:
+            tree = ast.parse(without_magics(cell.source))
+        except SyntaxError:
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            trees.append((meta.get("grade_id"), tree))
+        else:
+            _import_aliases(tree, aliases)          # the trusted imports every test sees
+    problems = []
+    for grade_id, tree in trees:
+        local = dict(aliases)
+        _import_aliases(tree, local)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = _dotted(node.func, local)
+                if name and _process_local(name):
+                    problems.append(
+                        f"graded cell {grade_id}, line {node.lineno}: calls {name}(), which sees only the trusted "
+                        "process that runs the test, never the student's process where their code runs; check "
+                        "a value the student's code returns, or hand the library function to student code so "
+                        "it runs there (modules/AUTHORING.md, 'How graded tests run')")
+    return problems
