@@ -400,6 +400,12 @@ def test_hidden_cross_entropy_shift_and_targets():
         pass
     else:
         raise AssertionError("3-D logits must raise ValueError")
+    try:
+        cross_entropy_loss(Tensor(np.zeros((3, 5))), np.array([0, 7, 1]))
+    except ValueError as err:
+        assert "7" in str(err) and "5" in str(err), f"the message should name the bad label 7 and the 5 classes: {err}"
+    else:
+        raise AssertionError("label 7 with 5 classes must raise ValueError")
 
 test_hidden_cross_entropy_shift_and_targets()
 ### END HIDDEN TESTS
@@ -517,6 +523,12 @@ def test_hidden_bce_none_and_integer_labels():
         pass
     else:
         raise AssertionError("a nan target must raise ValueError")
+    try:
+        binary_cross_entropy_loss(Tensor(np.zeros(3)), Tensor(np.array([0.5, 2.5, -1.5])))
+    except ValueError as err:
+        assert "2.5" in str(err) and "-1.5" in str(err), f"the message should name the smallest and largest target: {err}"
+    else:
+        raise AssertionError("targets 2.5 and -1.5 must raise ValueError")
 
 test_hidden_bce_none_and_integer_labels()
 ### END HIDDEN TESTS
