@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 ALPHA, BETA = "01_alpha", "02_beta"
 ALPHA_NB, BETA_NB = "alpha_dev.ipynb", "beta_dev.ipynb"
 # student -> expected 01_alpha score (the zip student also hands in 02_beta, worth 4)
-ALPHA_STUDENTS = {"full": 5.0, "blank": 0.0, "tamper": 0.0, "dup": 5.0, "zara": 5.0}
+ALPHA_STUDENTS = {"full": 5.0, "blank": 0.0, "tamper": 0.0, "dup": 5.0, "zara": 5.0, "wrong": 3.0}
 
 
 @dataclass
@@ -78,6 +78,11 @@ def write_uploads(folder: Path, course_root: Path) -> None:
 
     nbformat.write(solution, folder / "full.ipynb")
     nbformat.write(release, folder / "blank.ipynb")
+
+    wrong = copy.deepcopy(solution)                     # a plausible mistake: the double test asserts
+    for cell in wrong.cells:
+        cell.source = cell.source.replace(toy.ALPHA_SOLUTION_DOUBLE, "return x * 3")
+    nbformat.write(wrong, folder / "wrong.ipynb")
 
     tampered = copy.deepcopy(release)                   # the locked test edited so it always passes
     cell_with_id(tampered, "test-double").source = "assert True"
@@ -133,6 +138,24 @@ def test_generate_releases_notebooks_without_solutions_or_hidden_tests(graded, m
         assert secret not in text
 
 
+
+def test_generate_releases_into_the_course_exchange_so_formgrader_lists_it_as_released(graded):
+    """formgrader reads the exchange through nbgrader's own API: no 'exchange missing', no 'draft'."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(graded.root / "grading")
+    config.CourseDirectory.course_id = "tinytorch"
+    config.Exchange.root = str(graded.root / "grading" / "exchange")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api = NbGraderAPI(config=config)
+        assert not api.exchange_missing
+        assert {api.get_assignment(m)["status"] for m in (ALPHA, BETA)} == {"released"}
+    outbound = graded.root / "grading" / "exchange" / "tinytorch" / "outbound" / ALPHA / ALPHA_NB
+    assert outbound.read_bytes() == graded.release(ALPHA, ALPHA_NB).read_bytes()
+
 # -- collect ------------------------------------------------------------------------------------
 
 def test_collect_places_a_notebook_named_by_student(graded):
@@ -155,7 +178,7 @@ def test_collect_adds_the_students_to_the_gradebook(graded):
 def test_collect_reports_invalid_json_and_goes_on(graded):
     assert "not collected broken.ipynb: not a valid notebook" in graded.collect.stdout, str(graded.collect)
     assert not (graded.root / "grading" / "submitted" / "broken").exists()
-    assert "6 collected, 2 not collected" in graded.collect.stdout
+    assert "7 collected, 2 not collected" in graded.collect.stdout
 
 
 def test_collect_reports_a_notebook_that_matches_no_module(graded):
@@ -203,6 +226,26 @@ def test_an_edited_locked_test_is_restored_and_earns_nothing(graded):
     original = cell_with_id(nbformat.read(graded.release(ALPHA, ALPHA_NB), as_version=4), "test-double")
     assert cell_with_id(autograded, "test-double").source == original.source
 
+
+
+def test_autograded_cells_carry_execution_counts_and_named_exceptions_as_under_nbgrader(graded):
+    """Formgrader shows In [n] and the traceback: cells are numbered in the order grading ran them,
+    and a failed test names its exception (AssertionError, not 'Error')."""
+    autograded = nbformat.read(graded.root / "grading" / "autograded" / "blank" / ALPHA / ALPHA_NB, as_version=4)
+    code = [c for c in autograded.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    errors = [o for o in cell_with_id(autograded, "test-double").outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["NotImplementedError"], errors
+    assert errors[0].traceback[1].startswith("NotImplementedError") and "Traceback" in errors[0].traceback[1]
+    assert errors[0].traceback[-1] == f"NotImplementedError: {errors[0].evalue}"
+
+
+def test_a_failed_assertion_is_named_assertion_error_in_the_autograded_notebook(graded):
+    autograded = nbformat.read(graded.root / "grading" / "autograded" / "wrong" / ALPHA / ALPHA_NB, as_version=4)
+    errors = [o for o in cell_with_id(autograded, "test-double").outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["AssertionError"], errors
+    assert any("line 2 of the test" in line for line in errors[0].traceback), errors[0].traceback
+    assert not [o for o in cell_with_id(autograded, "test-square-plus-one").outputs if o.output_type == "error"]
 
 def test_autograde_without_force_keeps_the_recorded_grade(graded, graded_copy):
     submitted = graded_copy / "grading" / "submitted" / "full" / ALPHA / ALPHA_NB
@@ -254,7 +297,7 @@ def test_status_shows_counts_per_module(graded):
     assert result.returncode == 0, str(result)
     rows = {line.split()[1]: [cell.strip() for cell in line.strip("│ ").split("│")]
             for line in result.stdout.splitlines() if line.startswith("│")}
-    assert rows[ALPHA] == [ALPHA, "yes", "5", "5", "0", "3.0 / 5"]
+    assert rows[ALPHA] == [ALPHA, "yes", "6", "6", "0", "3.0 / 5"]
     assert rows[BETA] == [BETA, "yes", "1", "1", "0", "4.0 / 4"]
 
 

@@ -64,6 +64,8 @@ class Course:
         config.CourseDirectory.db_url = self.db_url
         config.CourseDirectory.course_id = self.ws.course_id
         config.Exchange.root = str(self.root / "exchange")
+        # generate re-releases on every run, as generate_assignment itself is forced
+        config.ExchangeReleaseAssignment.force = True
         return config
 
     def api(self):
@@ -130,7 +132,9 @@ def _require(result: dict, what: str) -> None:
 
 
 def generate(course: Course, module: Module, api=None) -> Path:
-    """Module source -> grading/source/<module>/ (jupytext) -> grading/release/<module>/ (nbgrader)."""
+    """Module source -> grading/source/<module>/ (jupytext) -> grading/release/<module>/ (nbgrader),
+    then released into the course's own exchange (grading/exchange/), so formgrader finds the exchange
+    and lists the module as released rather than draft."""
     import jupytext
 
     source = read_source(module)
@@ -140,6 +144,7 @@ def generate(course: Course, module: Module, api=None) -> Path:
     api = api or course.api()
     with quiet_sqlalchemy():
         _require(api.generate_assignment(module.name, force=True), f"nbgrader generate_assignment {module.name}")
+        _require(api.release_assignment(module.name), f"nbgrader release_assignment {module.name}")
     return course.release_notebook(module)
 
 

@@ -7,6 +7,7 @@ if grading is killed in between, the submission is simply graded again on the ne
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -46,6 +47,7 @@ def _write_autograded(course: Course, module: Module, result: GradeResult, times
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     by_index = {c.index: c for c in result.cells if c.index >= 0}
+    counts = _execution_counts(result.cells)
     for index, cell in enumerate(submitted.cells):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in instructor and instructor[grade_id].metadata["nbgrader"].get("locked"):
@@ -53,11 +55,11 @@ def _write_autograded(course: Course, module: Module, result: GradeResult, times
             cell.metadata["nbgrader"] = dict(instructor[grade_id].metadata["nbgrader"])
         outcome = by_index.get(index)
         if outcome is not None and cell.cell_type == "code":
-            cell.outputs = _outputs(outcome)
+            cell.outputs, cell.execution_count = _outputs(outcome), counts.get(id(outcome))
     for outcome in result.cells:        # tests the student deleted are graded and shown at the end
         if outcome.index < 0 and outcome.grade_id in instructor:
             restored = nbformat.from_dict(instructor[outcome.grade_id])
-            restored.outputs = _outputs(outcome)
+            restored.outputs, restored.execution_count = _outputs(outcome), counts.get(id(outcome))
             submitted.cells.append(restored)
     if result.package_tests:
         submitted.cells.append(nbformat.v4.new_markdown_cell(
@@ -73,12 +75,44 @@ def _write_autograded(course: Course, module: Module, result: GradeResult, times
     os.replace(tmp, target)
 
 
+NOT_RUN = "not run: "
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*): ?(.*)$")
+RULE = "-" * 75      # the rule above an IPython traceback, as formgrader shows nbgrader's own
+
+
+def _execution_counts(outcomes) -> dict[int, int]:
+    """In [n] as nbgrader's own run shows it: cells numbered in the order grading ran them
+    (deleted tests run last); a cell the grading never reached keeps no number."""
+    ran = [o for o in outcomes if not (o.error or "").startswith(NOT_RUN)]
+    return {id(o): n for n, o in enumerate(ran, start=1)}
+
+
+def _exception(error: str) -> tuple[str, str]:
+    """(ename, evalue) of a grading error: the first `Name: message` line, which is the test's own
+    exception even when the student's frames follow; limits and crashes get the names nbclient uses."""
+    for line in error.splitlines():
+        match = EXCEPTION_LINE.match(line)
+        if match and match.group(1) != "Traceback":
+            return match.group(1), match.group(2)
+    text = error.strip()
+    if text.startswith(NOT_RUN):
+        return "CellNotRun", text
+    if "time limit" in text:
+        return "CellTimeoutError", text
+    if "process ended" in text:
+        return "DeadKernelError", text
+    return "GradingError", text
+
+
 def _outputs(outcome) -> list:
     outputs = []
     if outcome.output:
         outputs.append(nbformat.v4.new_output("stream", name="stdout", text=outcome.output))
     if outcome.error:
-        first = outcome.error.strip().splitlines()[-1] if outcome.error.strip() else "error"
-        name = first.split(":", 1)[0] if ":" in first else "Error"
-        outputs.append(nbformat.v4.new_output("error", ename=name, evalue=first, traceback=outcome.error.splitlines()))
+        ename, evalue = _exception(outcome.error)
+        details = [line for line in outcome.error.strip().splitlines() if line.strip()]
+        if details and details[-1] == f"{ename}: {evalue}":
+            details.pop()
+        traceback = [RULE, f"{ename:<42}Traceback (most recent call last)", *details, f"{ename}: {evalue}"]
+        outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=traceback))
     return outputs
