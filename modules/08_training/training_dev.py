@@ -155,7 +155,22 @@ def test_hidden_cosine_is_monotone_after_warmup():
     assert abs(rates[6] - 3e-3) < 1e-15 and abs(rates[7] - 3e-3) < 1e-15 and rates[-1] > 1e-4
     assert abs(cosine_schedule(0, 1, 0.5) - 0.5) < 1e-15
 
+def test_hidden_cosine_edges_and_integer_counts():
+    # min_lr == max_lr is allowed: a constant rate
+    for step in (0, 4, 12):
+        assert abs(cosine_schedule(step, 10, 0.2, min_lr=0.2) - 0.2) < 1e-15
+    # step counts are integers: a float or a bool is a ValueError, not a rate
+    for args, kwargs in [((1.5, 10, 0.1), {}), ((1, 10.0, 0.1), {}), ((1, 10, 0.1), {"warmup_steps": 2.0}),
+                         ((True, 10, 0.1), {}), ((1, 10, 0.1), {"warmup_steps": True})]:
+        try:
+            cosine_schedule(*args, **kwargs)
+        except ValueError:
+            continue
+        raise AssertionError(f"cosine_schedule{args} {kwargs} must raise ValueError (counts are integers)")
+    assert abs(cosine_schedule(np.int64(5), np.int64(10), 0.1, min_lr=0.01) - 0.055) < 1e-12
+
 test_hidden_cosine_is_monotone_after_warmup()
+test_hidden_cosine_edges_and_integer_counts()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -249,7 +264,17 @@ def test_hidden_clip_many_parameters_float64_norm():
     for p, g in zip(params, originals):
         np.testing.assert_allclose(p.grad.data, g * (2.0 / (expected_norm + 1e-6)), rtol=1e-5)
 
+def test_hidden_clip_tiny_gradients_use_the_epsilon():
+    # total = 5e-6 is close to the 1e-6 of the formula: coef = 1e-6 / (5e-6 + 1e-6) = 1/6 exactly
+    w = Tensor(np.zeros(2, dtype=np.float32), requires_grad=True)
+    w.grad = Tensor(np.array([3e-6, 4e-6], dtype=np.float32))
+    norm = clip_grad_norm([w], max_norm=1e-6)
+    assert abs(norm - 5e-6) < 1e-12, f"the norm before clipping is 5e-6, got {norm}"
+    np.testing.assert_allclose(w.grad.data, [3e-6 / 6, 4e-6 / 6], rtol=1e-5,
+                               err_msg="coef = max_norm / (total + 1e-6) = 1/6 here")
+
 test_hidden_clip_many_parameters_float64_norm()
+test_hidden_clip_tiny_gradients_use_the_epsilon()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -657,7 +682,67 @@ def test_hidden_checkpoint_file_round_trip():
     else:
         raise AssertionError("a checkpoint path without .npz must raise ValueError")
 
+def test_hidden_corrupt_checkpoints_are_refused_and_change_nothing():
+    gen = np.random.default_rng(8)
+    x = gen.standard_normal((10, 4)).astype(np.float32)
+    y = np.arange(10) % 3
+
+    def make_trainer(seed):
+        model = Sequential(Linear(4, 5, seed=seed), ReLU(), Linear(5, 3, seed=seed + 1))
+        return Trainer(model, Adam(model.parameters(), lr=0.01), CrossEntropyLoss(),
+                       DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=2))
+
+    source = make_trainer(0)
+    source.fit(1)
+    good = dict(source.state_dict())
+    wrong_shape = dict(good)
+    wrong_shape["param.3"] = np.zeros(1, dtype=np.float32)                 # bias (3,) saved as (1,)
+    wrong_dtype = dict(good)
+    wrong_dtype["param.0"] = np.asarray(good["param.0"], dtype=np.float64)  # same shape, other dtype
+    truncated = {key: value for key, value in good.items() if key != "param.3"}
+    truncated["num_params"] = 3
+    extra_rng = dict(good)
+    extra_rng["rng.other"] = good["rng._epoch_rng"]           # a generator this loader does not have
+    cases = {"format": dict(good, format="some-other-format"), "shape": wrong_shape, "dtype": wrong_dtype,
+             "parameter count": truncated, "loader generators": extra_rng}
+    for what, state in cases.items():
+        target = make_trainer(5)
+        keep = [np.asarray(p.data).copy() for p in target.model.parameters()]
+        try:
+            target.load_state_dict(state)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"a checkpoint with the wrong {what} must raise ValueError")
+        for p, kept in zip(target.model.parameters(), keep):
+            np.testing.assert_array_equal(p.data, kept, err_msg=f"a refused checkpoint ({what}) must change nothing")
+        assert target.epoch == 0 and target.step == 0
+
+def test_hidden_checkpoint_paths_and_pickle():
+    x = np.zeros((6, 3), dtype=np.float32)
+    y = np.arange(6) % 2
+    model = Linear(3, 2, seed=0)
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), CrossEntropyLoss(), DataLoader(TensorDataset(x, y), batch_size=3))
+    trainer.save_checkpoint("hidden-paths.npz")
+    try:
+        trainer.load_checkpoint("hidden-paths")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("load_checkpoint of a path without .npz must raise ValueError")
+    trainer.optimizer.lr = None                 # np.savez can store None only by pickling it
+    trainer.save_checkpoint("hidden-pickled.npz")
+    trainer.optimizer.lr = 0.1
+    try:
+        trainer.load_checkpoint("hidden-pickled.npz")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a checkpoint that needs pickle must be refused (np.load with allow_pickle=False)")
+
 test_hidden_checkpoint_file_round_trip()
+test_hidden_corrupt_checkpoints_are_refused_and_change_nothing()
+test_hidden_checkpoint_paths_and_pickle()
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -618,7 +618,20 @@ def test_hidden_conv2d_backward_overlapping_stride_and_padding():
     check_conv_gradients(8, (2, 1, 7, 6), (2, 1, 4, 3), stride=3, padding=2)
     check_conv_gradients(9, (1, 2, 4, 4), (1, 2, 1, 1), stride=1, padding=0)
 
+def test_hidden_conv2d_backward_frozen_weight():
+    # the input wants a gradient, the weight (frozen, e.g. a fixed filter) does not
+    gen = np.random.default_rng(10)
+    x_values, w_values = gen.standard_normal((1, 2, 5, 4)), gen.standard_normal((3, 2, 2, 2))
+    upstream = gen.standard_normal((1, 3, 4, 3))
+    expected = central_differences(lambda: float(np.sum(upstream * conv2d_naive(x_values, w_values))), x_values)
+    x = Tensor(x_values, dtype=np.float64, requires_grad=True)
+    weight = Tensor(w_values, dtype=np.float64)
+    conv2d(x, weight).backward(upstream)
+    assert x.grad is not None and weight.grad is None, "only the input asked for a gradient"
+    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-6, atol=1e-6)
+
 test_hidden_conv2d_backward_overlapping_stride_and_padding()
+test_hidden_conv2d_backward_frozen_weight()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -675,6 +688,17 @@ class Conv2d:
     def parameters(self) -> list:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) of one call, for module 14's FLOPCounter (a later module: it cannot be registered there).
+
+        One MAC per weight per output element, padded zeros included (the GEMM multiplies them too);
+        1 MAC = 2 FLOPs, plus one bias add per output element, as for Linear.
+        """
+        batch, out_channels, out_h, out_w = y.shape
+        outputs = batch * out_channels * out_h * out_w
+        macs = outputs * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        return 2 * macs + (outputs if self.bias is not None else 0), macs
+
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
@@ -700,12 +724,13 @@ def test_unit_conv2d_layer_forward():
     assert isinstance(y, Tensor) and y.shape == (2, 4, 4, 4) and y.dtype == np.float32
     expected = conv2d_naive(x, layer.weight.data.astype(np.float64), stride=2, padding=1) + np.arange(4.0).reshape(1, -1, 1, 1)
     np.testing.assert_allclose(y.data, expected, rtol=1e-4, atol=1e-4)
-    try:
-        layer(Tensor(np.ones((2, 5, 7, 7))))
-    except ValueError as err:
-        assert "(2, 5, 7, 7)" in str(err)
-    else:
-        raise AssertionError("5 channels into Conv2d(3, ...) must raise ValueError")
+    for bad_shape in ((2, 5, 7, 7), (3, 7, 7)):
+        try:
+            layer(Tensor(np.ones(bad_shape)))
+        except ValueError as err:
+            assert str(bad_shape) in str(err) and "Conv2d(3, 4" in str(err), f"name the layer and the shape: {err}"
+        else:
+            raise AssertionError(f"an input of shape {bad_shape} into Conv2d(3, ...) must raise ValueError")
 
 test_unit_conv2d_layer_init()
 test_unit_conv2d_layer_forward()
@@ -818,6 +843,11 @@ class MaxPool2d:
     def __call__(self, x):
         return max_pool2d(x, self.kernel_size, self.stride)
 
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: kh·kw − 1 comparisons per output element."""
+        kernel_h, kernel_w = as_pair(self.kernel_size, "kernel_size")
+        return y.size * (kernel_h * kernel_w - 1), 0
+
     def __repr__(self) -> str:
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
 
@@ -830,6 +860,11 @@ class AvgPool2d:
 
     def __call__(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride)
+
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: kh·kw − 1 adds and one divide per output element."""
+        kernel_h, kernel_w = as_pair(self.kernel_size, "kernel_size")
+        return y.size * kernel_h * kernel_w, 0
 
     def __repr__(self) -> str:
         return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
@@ -939,6 +974,10 @@ class Flatten:
             raise ValueError(f"Flatten needs a batch dimension and at least one more, got shape {batch.shape}")
         return batch.reshape(batch.shape[0], -1)
         ### END SOLUTION
+
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: a reshape does no arithmetic."""
+        return 0, 0
 
     def __repr__(self) -> str:
         return "Flatten()"

@@ -238,7 +238,29 @@ def test_hidden_timing_edges():
     else:
         raise AssertionError("the profiler must stop the tracing it started")
 
+def test_hidden_timing_units_are_microseconds():
+    # No wall-clock bound: the function being timed measures its own span, inside the timer's window,
+    # so the reported time is at least that span in microseconds and not a thousand times more
+    # (a ms/s/ns slip lands outside; a loaded machine stretches both measurements alike).
+    spans = []
+    def nap():
+        start = time.perf_counter()
+        time.sleep(0.02)
+        spans.append(time.perf_counter() - start)
+    _, micros = time_kernel(nap, warmup=0, repeats=3)
+    assert min(spans) * 1e6 <= micros < 1000 * max(spans) * 1e6, f"spans {spans} s, reported {micros} us"
+    spans.clear()
+    _, metrics = SimpleProfiler(warmup=0, repeats=3).profile(nap)
+    assert min(spans) * 1e6 <= metrics["wall_us"] < 1000 * max(spans) * 1e6, f"spans {spans} s, {metrics}"
+    _, metrics = SimpleProfiler(warmup=0, repeats=3).profile(time.sleep, 0.05)
+    assert 0 <= metrics["cpu_us"] < metrics["wall_us"] / 2, f"sleeping uses almost no CPU time: {metrics}"
+    np.testing.assert_allclose(metrics["cpu_per_wall"], metrics["cpu_us"] / metrics["wall_us"], rtol=1e-9)
+    # a call that allocates nothing has a peak of exactly 0 bytes above what was allocated before
+    _, idle = SimpleProfiler(warmup=0, repeats=1).profile(abs, -1)
+    assert idle["peak_memory_bytes"] == 0, idle
+
 test_hidden_timing_edges()
+test_hidden_timing_units_are_microseconds()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -707,8 +729,8 @@ def test_unit_cache_friendly_matmul_checks():
     for bad_block in (0, -4):
         try:
             cache_friendly_matmul(np.ones((2, 2)), np.ones((2, 2)), block_size=bad_block)
-        except ValueError:
-            pass
+        except ValueError as err:
+            assert "block_size" in str(err), f"say that block_size is the problem: {err}"
         else:
             raise AssertionError(f"block_size={bad_block} must raise ValueError")
     try:
@@ -910,8 +932,8 @@ def test_unit_parallel_relu():
     np.testing.assert_array_equal(out, expected)
     try:
         parallel_relu(x, num_workers=0)
-    except ValueError:
-        pass
+    except ValueError as err:
+        assert "num_workers" in str(err), f"say that num_workers is the problem: {err}"
     else:
         raise AssertionError("num_workers=0 must raise ValueError")
 
@@ -922,6 +944,13 @@ def test_unit_parallel_batch_processing_order():
     got = parallel_batch_processing(batch, lambda m: float(np.trace(m @ m)), num_workers=3)
     assert got == [float(np.trace(m @ m)) for m in batch]
     assert parallel_batch_processing([], abs) == []
+    assert parallel_batch_processing([-1, 2, -3], abs, num_workers=1) == [1, 2, 3]   # one worker is legal
+    try:
+        parallel_batch_processing([1], abs, num_workers=0)
+    except ValueError as err:
+        assert "num_workers" in str(err), f"say that num_workers is the problem: {err}"
+    else:
+        raise AssertionError("num_workers=0 must raise ValueError")
 
 test_unit_parallel_relu()
 test_unit_parallel_batch_processing_order()
@@ -1275,8 +1304,8 @@ def test_unit_int8_matmul_rejects():
         raise AssertionError("non-int8 inputs must raise TypeError")
     try:
         int8_matmul(np.ones((1, MAX_EXACT_INNER + 1), np.int8), np.ones((MAX_EXACT_INNER + 1, 1), np.int8))
-    except ValueError:
-        pass
+    except ValueError as err:
+        assert str(MAX_EXACT_INNER + 1) in str(err), f"name the inner dimension ({MAX_EXACT_INNER + 1}): {err}"
     else:
         raise AssertionError("an inner dimension that could overflow int32 must raise ValueError")
 

@@ -688,6 +688,21 @@ print(f"RSS change    {forward_memory.rss_after - forward_memory.rss_before:,} B
 # this file. A rule has the signature `rule(layer, x, y) -> FlopCount` (a plain int is read as FLOPs
 # with 0 MACs). Lookup follows the class hierarchy, so a subclass of `Linear` uses Linear's rule
 # unless it registers its own.
+#
+# An *earlier* module cannot register a rule: module 09's `Conv2d` and pooling layers exist before
+# this counter does, and a module never imports a later one. So a layer may also **count itself**:
+# a class with a method `flop_count(x, y) -> (flops, macs)` needs no registration (the given
+# `counted_by_the_layer` turns the pair into a `FlopCount`). `rule_for` looks for a registered rule
+# along the class hierarchy first (so a registration can override a layer's own count), then for a
+# `flop_count` method, and only then raises `TypeError`. Module 09's rules, under the convention
+# above and consistent with `Linear`:
+#
+# | layer | formula (output `y` of shape `(N, C_out, H_out, W_out)`) |
+# |---|---|
+# | `Conv2d(C_in, C_out, (kh, kw))` | MACs = `N·C_out·H_out·W_out·C_in·kh·kw` (padded zeros included: the GEMM multiplies them too); FLOPs = `2·MACs + N·C_out·H_out·W_out` (bias adds, if bias) |
+# | `MaxPool2d((kh, kw))` | `kh·kw − 1` comparisons per output element |
+# | `AvgPool2d((kh, kw))` | `kh·kw − 1` adds and 1 divide = `kh·kw` per output element |
+# | `Flatten` | 0 (a reshape does no arithmetic) |
 
 # %% nbgrader={"grade": false, "grade_id": "flop-counter", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
@@ -747,8 +762,14 @@ def trace_layers(model, x, prefix: str = "") -> list[LayerCall]:
     return [LayerCall(f"{position} {type(model).__name__}", model, x, model(x))]
 
 
+def counted_by_the_layer(layer, x, y) -> FlopCount:
+    """The rule for a layer that counts itself: layer.flop_count(x, y) returns (flops, macs)."""
+    flops, macs = layer.flop_count(x, y)
+    return FlopCount(flops=int(flops), macs=int(macs))
+
+
 class FLOPCounter:
-    """Exact FLOP and MAC counts per layer, from rules registered per layer type."""
+    """Exact FLOP and MAC counts per layer, from rules registered per layer type (or the layer's own flop_count)."""
 
     _rules: dict = {}
 
@@ -764,14 +785,17 @@ class FLOPCounter:
 
     @classmethod
     def rule_for(cls, layer) -> Callable:
-        """The rule registered for the layer's class or its nearest registered base class."""
+        """The rule registered for the layer's class or its nearest registered base class, else
+        counted_by_the_layer if the layer has a flop_count method; TypeError if neither."""
         ### BEGIN SOLUTION
         for klass in type(layer).__mro__:
             if klass in cls._rules:
                 return cls._rules[klass]
+        if hasattr(layer, "flop_count"):
+            return counted_by_the_layer
         raise TypeError(
             f"no FLOP rule for {type(layer).__name__}; register one with "
-            f"@FLOPCounter.register({type(layer).__name__})"
+            f"@FLOPCounter.register({type(layer).__name__}) or give the class a flop_count(x, y) method"
         )
         ### END SOLUTION
 
@@ -952,7 +976,29 @@ def test_hidden_flop_counter_lookup_follows_the_class_hierarchy():
         assert "float" in str(err)
 
 
+def test_hidden_flop_counter_uses_a_layers_own_count():
+    class CountsItself:  # like module 09's Conv2d: defined before the counter, so it cannot register
+        def __call__(self, x):
+            return x * 3
+
+        def flop_count(self, x, y):
+            return 2 * y.size + 1, y.size
+
+    x = Tensor(np.ones((2, 5), dtype=np.float32))
+    report = FLOPCounter().count(Sequential(CountsItself(), ReLU()), x)
+    assert [entry.flops for entry in report.layers] == [21, 10], "use the layer's flop_count(x, y) -> (flops, macs)"
+    assert [entry.macs for entry in report.layers] == [10, 0]
+
+    @FLOPCounter.register(CountsItself)
+    def registered_rule(layer, x, y):
+        return FlopCount(flops=7, macs=1)
+
+    overridden = FLOPCounter().count(CountsItself(), x)
+    assert (overridden.total_flops, overridden.total_macs) == (7, 1), "a registered rule wins over flop_count"
+
+
 test_hidden_flop_counter_lookup_follows_the_class_hierarchy()
+test_hidden_flop_counter_uses_a_layers_own_count()
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -360,8 +360,9 @@ def gelu_backward(node: GraphNode, grad: np.ndarray) -> tuple:
     ### BEGIN SOLUTION
     (x,) = node.arrays()
     clipped = np.clip(x, -10, 10)
-    tanh_u = np.tanh(GELU_SCALE * (clipped + GELU_CUBIC * clipped**3))
-    du_dx = GELU_SCALE * (1 + 3 * GELU_CUBIC * clipped**2) * (np.abs(x) <= 10)
+    squared = clipped * clipped          # not clipped**3: float32 ** is a slow pow() call per element
+    tanh_u = np.tanh(GELU_SCALE * (clipped + GELU_CUBIC * squared * clipped))
+    du_dx = GELU_SCALE * (1 + 3 * GELU_CUBIC * squared) * (np.abs(x) <= 10)
     slope = 0.5 * (1 + tanh_u) + 0.5 * x * (1 - tanh_u * tanh_u) * du_dx
     return (grad * slope,)
     ### END SOLUTION

@@ -238,6 +238,17 @@ class Conv2d:
     def parameters(self) -> list:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) of one call, for module 14's FLOPCounter (a later module: it cannot be registered there).
+
+        One MAC per weight per output element, padded zeros included (the GEMM multiplies them too);
+        1 MAC = 2 FLOPs, plus one bias add per output element, as for Linear.
+        """
+        batch, out_channels, out_h, out_w = y.shape
+        outputs = batch * out_channels * out_h * out_w
+        macs = outputs * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        return 2 * macs + (outputs if self.bias is not None else 0), macs
+
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
@@ -319,6 +330,11 @@ class MaxPool2d:
     def __call__(self, x):
         return max_pool2d(x, self.kernel_size, self.stride)
 
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: kh·kw − 1 comparisons per output element."""
+        kernel_h, kernel_w = as_pair(self.kernel_size, "kernel_size")
+        return y.size * (kernel_h * kernel_w - 1), 0
+
     def __repr__(self) -> str:
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
 
@@ -331,6 +347,11 @@ class AvgPool2d:
 
     def __call__(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride)
+
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: kh·kw − 1 adds and one divide per output element."""
+        kernel_h, kernel_w = as_pair(self.kernel_size, "kernel_size")
+        return y.size * kernel_h * kernel_w, 0
 
     def __repr__(self) -> str:
         return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
@@ -346,6 +367,10 @@ class Flatten:
             raise ValueError(f"Flatten needs a batch dimension and at least one more, got shape {batch.shape}")
         return batch.reshape(batch.shape[0], -1)
         ### END SOLUTION
+
+    def flop_count(self, x, y) -> tuple:
+        """(FLOPs, MACs) for module 14's FLOPCounter: a reshape does no arithmetic."""
+        return 0, 0
 
     def __repr__(self) -> str:
         return "Flatten()"

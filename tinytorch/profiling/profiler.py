@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['ELEMENTWISE_FLOPS_PER_ELEMENT', 'TimingStats', 'Timer', 'process_rss_bytes', 'MemoryStats', 'LeakReport',
-           'MemoryProfiler', 'FlopCount', 'LayerFlops', 'FlopReport', 'LayerCall', 'trace_layers', 'FLOPCounter',
-           'register_flop_rule', 'linear_flops', 'elementwise_flops', 'softmax_flops', 'LayerProfile', 'Profiler',
-           'format_layer_table', 'MachineCeilings', 'RooflinePoint', 'measure_ceilings', 'roofline_point',
-           'plot_roofline']
+           'MemoryProfiler', 'FlopCount', 'LayerFlops', 'FlopReport', 'LayerCall', 'trace_layers',
+           'counted_by_the_layer', 'FLOPCounter', 'register_flop_rule', 'linear_flops', 'elementwise_flops',
+           'softmax_flops', 'LayerProfile', 'Profiler', 'format_layer_table', 'MachineCeilings', 'RooflinePoint',
+           'measure_ceilings', 'roofline_point', 'plot_roofline']
 
 # %% ../../modules/14_profiling/profiling_dev.py #cell-2
 import gc
@@ -281,8 +281,14 @@ def trace_layers(model, x, prefix: str = "") -> list[LayerCall]:
     return [LayerCall(f"{position} {type(model).__name__}", model, x, model(x))]
 
 
+def counted_by_the_layer(layer, x, y) -> FlopCount:
+    """The rule for a layer that counts itself: layer.flop_count(x, y) returns (flops, macs)."""
+    flops, macs = layer.flop_count(x, y)
+    return FlopCount(flops=int(flops), macs=int(macs))
+
+
 class FLOPCounter:
-    """Exact FLOP and MAC counts per layer, from rules registered per layer type."""
+    """Exact FLOP and MAC counts per layer, from rules registered per layer type (or the layer's own flop_count)."""
 
     _rules: dict = {}
 
@@ -298,14 +304,17 @@ class FLOPCounter:
 
     @classmethod
     def rule_for(cls, layer) -> Callable:
-        """The rule registered for the layer's class or its nearest registered base class."""
+        """The rule registered for the layer's class or its nearest registered base class, else
+        counted_by_the_layer if the layer has a flop_count method; TypeError if neither."""
         ### BEGIN SOLUTION
         for klass in type(layer).__mro__:
             if klass in cls._rules:
                 return cls._rules[klass]
+        if hasattr(layer, "flop_count"):
+            return counted_by_the_layer
         raise TypeError(
             f"no FLOP rule for {type(layer).__name__}; register one with "
-            f"@FLOPCounter.register({type(layer).__name__})"
+            f"@FLOPCounter.register({type(layer).__name__}) or give the class a flop_count(x, y) method"
         )
         ### END SOLUTION
 
