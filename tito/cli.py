@@ -31,6 +31,7 @@ COMMANDS = {
     "check": ("tito.commands.check", "check_command", False),
     "demo": ("tito.commands.demo", "demo_command", False),
     "mutate": ("tito.commands.mutate", "mutate_command", False),
+    "leaderboard": ("tito.commands.leaderboard", "leaderboard_command", True),
 }
 STUDENT_NBGRADER_COMMANDS = {"validate"}
 STUDENT_HELP = "TinyTorch: export, test and submit your modules; track your progress."
