@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import html
-import os
 import re
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from tito.core.console import console
 from tito.core.autograding import check_sandbox, grade_submissions
 from tito.core.course import Course, generate, prepare_grading_environment, quiet_sqlalchemy
 from tito.core.errors import TitoError
-from tito.core.executor import WORKER_DIED
+from tito.core.executor import WORKER_DIED, default_workers
 from tito.core.intake import collect
 from tito.core.manifest import discover, resolve, select
 from tito.core.source import read_source
@@ -86,17 +85,47 @@ def autograde_command(
     module: str = typer.Argument(..., help="module to grade: 01_tensor, 01 or tensor"),
     student: str = typer.Option(None, "--student", help="grade only this student"),
     force: bool = typer.Option(False, "--force", help="grade again submissions that already have a grade"),
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", min=1, help="parallel grading workers (1 or more)"),
+    workers: int = typer.Option(None, "--workers", "-j", min=1, show_default=False,
+                                help="parallel grading workers (1 or more; default: one per core, at most one per "
+                                     "4 submissions, the fastest measured)"),
     package_tests: bool = typer.Option(False, "--package-tests",
                                        help="also run the module's package tests on each submission's exported code (reported in feedback)"),
+    scheduler: str = typer.Option(None, "--scheduler", metavar="tcp://HOST:8786",
+                                  help="grade on this Dask scheduler's workers (default: `scheduler` in settings.ini's grading "
+                                       "section; empty: this machine; see docs/dask-grading.md)"),
 ) -> None:
     """Autograde every collected submission of a module into the gradebook (sandboxed, parallel, resumable)."""
     course = _course()
-    run_autograde(course, resolve(course.ws, module), student, force, workers, package_tests)
+    run_autograde(course, resolve(course.ws, module), student, force, workers, package_tests, scheduler)
 
 
-def run_autograde(course: Course, m, student: str | None = None, force: bool = False, workers: int = 1,
-                  package_tests: bool = False) -> None:
+def _scheduler_of(course: Course, scheduler: str | None) -> str | None:
+    """--scheduler, else settings.ini [grading] scheduler; None (or empty) grades on this machine."""
+    if scheduler is None and course.ws.settings.has_section("grading"):
+        scheduler = course.ws.settings["grading"].get("scheduler", "")
+    return (scheduler or "").strip() or None
+
+
+def _dask_executor(address: str):
+    from tito.core.dask_executor import DaskExecutor
+
+    executor = DaskExecutor(address)
+    try:
+        workers = executor.workers
+    except (ConnectionError, RuntimeError) as exc:
+        raise TitoError(str(exc)) from None
+    if not workers:
+        executor.close()
+        raise TitoError(f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}`")
+    console.print(f"Dask scheduler {escape(address)}: {workers} worker(s); dashboard {escape(executor.dashboard_link)}")
+    for worker, isolation in sorted(executor.isolation_by_worker().items()):
+        console.print(f"  worker {escape(worker)}: {escape(isolation)}")
+    return executor, workers
+
+
+def run_autograde(course: Course, m, student: str | None = None, force: bool = False, workers: int | None = 1,
+                  package_tests: bool = False, scheduler: str | None = None) -> None:
+    """workers: None for the default (tito.core.executor.default_workers of the batch's size)."""
     if not course.release_notebook(m).exists():
         raise TitoError(f"{m.name} has not been released; run `tito nbgrader generate {m.name}` first")
     students = course.submitted_students(m)
@@ -111,15 +140,21 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
     if not todo:
         console.print("nothing to grade")
         return
+    workers = workers or default_workers(len(todo))
     # Both lines hold brackets and paths: printed as text, never read as rich markup.
     console.print(f"isolation: {escape(launcher.isolation().describe())}")
     console.print(f"grading sandbox imports {escape(check_sandbox(course, m))}")
+    address, executor = _scheduler_of(course, scheduler), None
+    if address:
+        executor, workers = _dask_executor(address)
+    where = f" on Dask, {workers} worker{'s' if workers > 1 else ''}" if executor else \
+        f" ({workers} worker{'s' if workers > 1 else ''})"
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     start = time.perf_counter()
     stopped, failed, died, reports = [], [], [], {}
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"autograde {m.name} ({workers} worker{'s' if workers > 1 else ''})", total=len(todo), rate="")
+        task = bar.add_task(f"autograde {m.name}{where}", total=len(todo), rate="")
 
         def advance(result):
             done = bar.tasks[0].completed + 1
@@ -132,7 +167,12 @@ def run_autograde(course: Course, m, student: str | None = None, force: bool = F
                 failed.append((result.student, result.failed))
             reports[result.student] = result.package_tests or ""
 
-        grade_submissions(course, m, todo, workers=workers, on_result=advance, package_tests=package_tests)
+        try:
+            grade_submissions(course, m, todo, workers=workers, on_result=advance, package_tests=package_tests,
+                              executor=executor)
+        finally:
+            if executor is not None:
+                executor.close()
     _print_scores(course, m, todo, reports if package_tests else None)
     for s, reason in stopped:
         console.print(f"[yellow]{s}[/]: stopped early, {escape(reason)} (scored what it earned before)")

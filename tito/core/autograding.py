@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from tito.core.course import Course, notebook_name
 from tito.core.exporter import render
 from tito.core.errors import TitoError
-from tito.core.executor import executor_for
+from tito.core.executor import Executor, executor_for
 from tito.core.manifest import Module, discover, transitive_prerequisites
 from tito.core.recorder import record
 from tito.core.source import read_source
@@ -90,15 +90,18 @@ def make_jobs(course: Course, module: Module, students: list[str], package: Path
 
 
 def grade_submissions(course: Course, module: Module, students: list[str], workers: int = 1,
-                      on_result: Callable[[GradeResult], None] | None = None, package_tests: bool = False) -> list[GradeResult]:
+                      on_result: Callable[[GradeResult], None] | None = None, package_tests: bool = False,
+                      executor: Executor | None = None) -> list[GradeResult]:
     """Grade and record each submission as it finishes (so a killed run resumes where it stopped).
 
     package_tests: also run the module's package tests on each submission's exported code (a report
     in the feedback, not points: the submission's own code runs in that process).
+    executor: where the jobs run (default: `workers` local processes), e.g. a DaskExecutor.
     """
     results = []
+    executor = executor or executor_for(workers)
     with prerequisite_package(course, module) as package:
-        for result in executor_for(workers).run(make_jobs(course, module, students, package, package_tests)):
+        for result in executor.run(make_jobs(course, module, students, package, package_tests)):
             if not result.failed:
                 record(course, module, result)
             results.append(result)

@@ -15,7 +15,7 @@ import nbformat
 
 from tito.core.course import Course, notebook_name, quiet_sqlalchemy
 from tito.core.manifest import Module
-from tito.core.source import read_source
+from tito.core.source import read_source, source_path
 from tito.sandbox.grader import GradeResult
 
 
@@ -39,10 +39,25 @@ def record(course: Course, module: Module, result: GradeResult) -> None:
     _write_autograded(course, module, result, timestamp_file)
 
 
+_parsed: dict = {}
+
+
+def _instructor_cells(module: Module) -> dict:
+    """grade_id -> the instructor's cell, parsed once per version of the source (parsing it costs
+    about as much as the rest of recording a result; the single writer records every submission)."""
+    path = source_path(module)
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _parsed:
+        _parsed.clear()
+        _parsed[key] = {c.metadata["nbgrader"]["grade_id"]: c for c in read_source(module).nbgrader_cells()}
+    return _parsed[key]
+
+
 def _write_autograded(course: Course, module: Module, result: GradeResult, timestamp_file) -> None:
     """The submission as graded: locked cells are the instructor's, outputs are what grading saw."""
     submitted = nbformat.read(course.submission_dir(result.student, module) / notebook_name(module), as_version=4)
-    instructor = {c.metadata["nbgrader"]["grade_id"]: c for c in read_source(module).nbgrader_cells()}
+    instructor = _instructor_cells(module)
     for cell in submitted.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
