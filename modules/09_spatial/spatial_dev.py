@@ -408,11 +408,14 @@ test_unit_conv2d_im2col_uses_gemm()
 # Like module 03's matmul, the convolution gets a registry of kernels `fn(x, weight, stride,
 # padding) -> ndarray` (4-D arrays in, no bias) and the name of the current one. It starts with
 # `"numpy"` (`conv2d_im2col`, the default) and `"naive"` (the loops); module 15 registers a
-# backend object's `conv2d` under the backend's name. The registry is given:
+# backend object's `conv2d` under the backend's name. A kernel may bring its own backward,
+# `backward(x, weight, grad, stride, padding, needs_grad) -> (d x, d weight)`, for the backend
+# that can do the unfold and fold faster than NumPy; without one, backward is your
+# `conv2d_backward` (below). The registry is given:
 #
 # | function | behaviour |
 # |---|---|
-# | `register_conv2d(name, fn)` | add (or replace) a kernel |
+# | `register_conv2d(name, fn, backward=None)` | add (or replace) a kernel, and its own backward if it has one |
 # | `set_conv2d_backend(name)` | make `name` current; returns the previous name |
 # | `get_conv2d_backend()`, `available_conv2d_backends()` | the current name; the registered names, sorted |
 #
@@ -426,17 +429,29 @@ test_unit_conv2d_im2col_uses_gemm()
 # %%
 #| export
 _CONV2D_BACKENDS = {"numpy": conv2d_im2col, "naive": conv2d_naive}   # name -> fn(x, weight, stride, padding)
+_CONV2D_BACKWARDS = {}   # name -> backward(x, weight, grad, stride, padding, needs_grad), for kernels that bring one
 _current_conv2d_backend = "numpy"
 
 
-def register_conv2d(name: str, fn) -> None:
-    """Register fn(x, weight, stride, padding) -> ndarray (N, O, out_h, out_w) as conv2d backend `name`."""
+def register_conv2d(name: str, fn, backward=None) -> None:
+    """Register fn(x, weight, stride, padding) -> ndarray (N, O, out_h, out_w) as conv2d backend `name`.
+
+    backward: None (gradients by conv2d_backward) or backward(x, weight, grad, stride, padding, needs_grad)
+    -> (d x or None, d weight or None), needs_grad a pair of bools for (x, weight).
+    """
     if not (isinstance(name, str) and name):
         raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
     if not callable(fn):
         raise TypeError(f"conv2d backend {name!r} must be a function fn(x, weight, stride, padding), "
                         f"got {type(fn).__name__}")
+    if backward is not None and not callable(backward):
+        raise TypeError(f"the backward of conv2d backend {name!r} must be None or a function "
+                        f"backward(x, weight, grad, stride, padding, needs_grad), got {type(backward).__name__}")
     _CONV2D_BACKENDS[name] = fn
+    if backward is None:   # a new kernel never inherits the backward of the one it replaces
+        _CONV2D_BACKWARDS.pop(name, None)
+    else:
+        _CONV2D_BACKWARDS[name] = backward
 
 
 def set_conv2d_backend(name: str) -> str:
@@ -560,6 +575,28 @@ def conv2d_backward(node: GraphNode, grad: np.ndarray) -> tuple:
         grad_bias = grad.sum(axis=(0, 2, 3))
     return grad_x, grad_weight, grad_bias
     ### END SOLUTION
+
+
+# %% [markdown]
+# The rule autograd calls for `"conv2d"` is given: it hands the gradients of `x` and `weight` to
+# the current backend's own backward when its kernel registered one (module 15's optimized
+# backend does the unfold and fold in compiled code), and otherwise calls your `conv2d_backward`.
+# Either way the bias gradient is the sum above.
+
+# %%
+#| export
+@gradient_rule("conv2d")
+def conv2d_backward_on_backend(node: GraphNode, grad: np.ndarray) -> tuple:
+    """conv2d's gradient rule: the current conv2d backend's own backward if it has one, else conv2d_backward."""
+    backward = _CONV2D_BACKWARDS.get(_current_conv2d_backend)
+    if backward is None:
+        return conv2d_backward(node, grad)
+    x, weight = node.arrays()[:2]
+    grad = np.asarray(grad)
+    grad_x, grad_weight = backward(x, weight, grad, node.params["stride"], node.params["padding"],
+                                   tuple(node.needs_grad[:2]))
+    grad_bias = grad.sum(axis=(0, 2, 3)) if node.needs_grad[2] else None
+    return grad_x, grad_weight, grad_bias
 
 
 # %% [markdown]

@@ -68,7 +68,8 @@ from tinytorch.core.tensor import Tensor, record_op
 from tinytorch.core.activations import GELU, ReLU, register_activation_kernel
 from tinytorch.core.layers import Linear, Sequential, get_matmul_backend, matmul_naive, register_matmul, set_matmul_backend
 from tinytorch.core.kernels import cache_friendly_matmul, parallel_matmul, vectorized_relu
-from tinytorch.core.spatial import conv2d_im2col, conv2d_naive, register_conv2d, set_conv2d_backend
+from tinytorch.core.spatial import (col2im, conv2d_im2col, conv2d_naive, conv2d_output_shape, im2col, register_conv2d,
+                                    set_conv2d_backend, window_output_size)
 from tinytorch.profiling.profiler import MemoryProfiler, Timer
 
 # %%
@@ -715,8 +716,10 @@ for p in points:
 # `ComputeBackend` is the interface. Its `conv2d(x, weight, stride, padding)` is module 09's
 # im2col followed by one GEMM on the backend's own `matmul` (so the optimized backend's GEMM is
 # the kernel it measured fastest for that shape); the naive backend overrides it with module
-# 09's loops. `set_backend` plugs it into module 09's conv2d dispatch point, so a CNN's
-# convolutions, forward and backward (whose GEMMs go through module 03's matmul), follow the
+# 09's loops, and the optimized backend with compiled unfold/fold kernels (given, below). A
+# backend may also define `conv2d_backward`; where it is `None` (the base class), backward is
+# module 09's rule, whose GEMMs go through module 03's matmul. `set_backend` plugs both into
+# module 09's conv2d dispatch point, so a CNN's convolutions, forward and backward, follow the
 # backend too. It has two hooks, `activate` and
 # `deactivate`, that `set_backend` calls so a backend can change process settings (thread
 # counts) and put them back.
@@ -768,6 +771,10 @@ class ComputeBackend:
     def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
         """x (N, C, H, W) convolved with weight (O, C, kh, kw): module 09's im2col, then one GEMM on self.matmul."""
         return conv2d_im2col(x, weight, stride, padding, gemm=self.matmul)
+
+    # A backend may define conv2d_backward(x, weight, grad, stride, padding, needs_grad) -> (d x, d weight)
+    # to take over conv2d's backward too; None: module 09's conv2d_backward (im2col, col2im, module 03's matmul).
+    conv2d_backward = None
 
     def activate(self) -> None:
         """Called by set_backend when this backend becomes current (e.g. to set thread counts)."""
@@ -945,6 +952,136 @@ def bias_activation_kernel(out, bias, activation):
                 v = HALF_F32 * v * (ONE_F32 + tanh_rational(SQRT_2_OVER_PI_F32 * (v + GELU_CUBIC_F32 * v * v * v)))
             out[i, j] = v
 
+# %% [markdown]
+# **Compiled unfold and fold for conv2d.** Module 09's `im2col` is `kh·kw` strided NumPy copies
+# and `col2im` as many strided `+=` passes, each a full sweep over the data; profiled on a CNN
+# layer (the benchmark below), they cost more than the three GEMMs of forward and backward
+# together. Compiled, each is one pass. The optimized backend also lays the windows out **per
+# image, transposed**: `(N, C·kh·kw, out_h·out_w)`, row `(ch, i, j)` and column `(r, c)`, which
+# is module 09's matrix of one image, transposed. Then forward is one batched GEMM,
+# `flat (O, C·kh·kw) @ cols[n]`, whose result `(N, O, out_h·out_w)` already *is* the NCHW output
+# (no transpose copy), and backward reads the upstream gradient `(N, O, out_h·out_w)` as it comes:
+#
+# ```
+#   d cols[n] = flat.T @ grad[n]      d x = fold(d cols)
+#   d weight  = grad (O, N·out_h·out_w) @ cols (C·kh·kw, N·out_h·out_w).T     one GEMM for the batch
+# ```
+#
+# (for `d weight` the unfold writes the batch inside, `window_major=True`, and the gradient is
+# transposed to `(O, N, out_h·out_w)`: one large GEMM is faster than N small ones and a sum).
+#
+# Both kernels read or write a padded copy of the image, so the loops have no bounds tests, and
+# `fold` adds the windows' contributions to each pixel in the same `(i, j)` order as `col2im`,
+# so its result is bit-identical to module 09's.
+
+# %%
+#| export
+@njit(cache=True, inline="always")
+def unfold_window_row(image_row_source, window_row, i, j, stride, out_h, out_w):
+    """window_row[(r, c)] = image_row_source[r·stride + i, c·stride + j]: one kernel offset of one image channel."""
+    for r in range(out_h):
+        image_row = image_row_source[r * stride + i]
+        start = r * out_w
+        if stride == 1:   # a contiguous copy LLVM vectorises; the general case gathers
+            for c in range(out_w):
+                window_row[start + c] = image_row[c + j]
+        else:
+            for c in range(out_w):
+                window_row[start + c] = image_row[c * stride + j]
+
+
+@njit(cache=True)
+def unfold_windows_kernel(padded, kernel_h, kernel_w, stride, out_h, out_w, cols, window_major):
+    """cols[n, (ch, i, j), (r, c)] = padded[n, ch, r·stride + i, c·stride + j] for every window
+    (window_major: cols[(ch, i, j), n, (r, c)] instead). Writes go through cols in memory order."""
+    batch, channels = padded.shape[0], padded.shape[1]
+    for ch in range(channels):
+        for i in range(kernel_h):
+            for j in range(kernel_w):
+                window = (ch * kernel_h + i) * kernel_w + j
+                if window_major:
+                    for n in range(batch):
+                        unfold_window_row(padded[n, ch], cols[window, n], i, j, stride, out_h, out_w)
+    if not window_major:
+        for n in range(batch):
+            for ch in range(channels):
+                for i in range(kernel_h):
+                    for j in range(kernel_w):
+                        window = (ch * kernel_h + i) * kernel_w + j
+                        unfold_window_row(padded[n, ch], cols[n, window], i, j, stride, out_h, out_w)
+
+
+@njit(cache=True)
+def fold_windows_kernel(cols, kernel_h, kernel_w, stride, out_h, out_w, padded):
+    """The adjoint of unfold_windows_kernel: padded[n, ch, r·stride + i, c·stride + j] += cols[n, (ch, i, j), (r, c)]."""
+    batch, channels = padded.shape[0], padded.shape[1]
+    for n in range(batch):
+        for ch in range(channels):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    window_row = cols[n, (ch * kernel_h + i) * kernel_w + j]
+                    for r in range(out_h):
+                        image_row = padded[n, ch, r * stride + i]
+                        start = r * out_w
+                        if stride == 1:
+                            for c in range(out_w):
+                                image_row[c + j] += window_row[start + c]
+                        else:
+                            for c in range(out_w):
+                                image_row[c * stride + j] += window_row[start + c]
+
+
+COMPILED_CONV_DTYPES = (np.float32, np.float64)   # what the compiled unfold/fold take; other dtypes use module 09's
+
+
+def unfold_windows(x: np.ndarray, kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
+                   window_major: bool = False) -> np.ndarray:
+    """(N, C, H, W) -> (N, C·kernel_h·kernel_w, out_h·out_w): module 09's im2col of each image, transposed.
+
+    window_major: return (C·kernel_h·kernel_w, N, out_h·out_w) instead (the same numbers, the batch
+    inside), so that reshaped to 2-D it is one GEMM operand for the whole batch.
+    """
+    x = np.asarray(x)
+    out_h, out_w = window_output_size(x.shape, (kernel_h, kernel_w), stride, padding, op="unfold_windows")
+    if x.dtype not in COMPILED_CONV_DTYPES:
+        raise TypeError(f"unfold_windows takes float32 or float64 images, got {x.dtype}; use module 09's im2col")
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    batch, width = x.shape[0], x.shape[1] * kernel_h * kernel_w
+    shape = (width, batch, out_h * out_w) if window_major else (batch, width, out_h * out_w)
+    cols = np.empty(shape, dtype=x.dtype)
+    unfold_windows_kernel(padded, kernel_h, kernel_w, stride, out_h, out_w, cols, window_major)
+    return cols
+
+
+def fold_windows(cols: np.ndarray, x_shape: tuple, kernel_h: int, kernel_w: int, stride: int = 1,
+                 padding: int = 0) -> np.ndarray:
+    """The adjoint of unfold_windows: add each window's column back onto the pixels of x_shape it covers."""
+    cols = np.asarray(cols)
+    out_h, out_w = window_output_size(tuple(x_shape), (kernel_h, kernel_w), stride, padding, op="fold_windows")
+    batch, channels, height, width = x_shape
+    expected_shape = (batch, channels * kernel_h * kernel_w, out_h * out_w)
+    if cols.shape != expected_shape:
+        raise ValueError(f"fold_windows: cols of shape {cols.shape} do not come from an input {tuple(x_shape)} with a "
+                         f"{kernel_h}x{kernel_w} kernel (stride {stride}, padding {padding}); expected {expected_shape}")
+    if cols.dtype not in COMPILED_CONV_DTYPES:
+        raise TypeError(f"fold_windows takes float32 or float64 columns, got {cols.dtype}; use module 09's col2im")
+    padded = np.zeros((batch, channels, height + 2 * padding, width + 2 * padding), dtype=cols.dtype)
+    fold_windows_kernel(np.ascontiguousarray(cols), kernel_h, kernel_w, stride, out_h, out_w, padded)
+    return padded[:, :, padding:padding + height, padding:padding + width].copy()
+
+
+def im2col_conv2d_gradients(x, weight, grad, stride: int, padding: int, needs_grad: tuple) -> tuple:
+    """(d x, d weight) by module 09's im2col and col2im, for dtypes the compiled kernels do not take."""
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    grad_rows = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, out_channels)
+    grad_x = grad_weight = None
+    if needs_grad[1]:
+        grad_weight = (grad_rows.T @ im2col(x, kernel_h, kernel_w, stride, padding)).reshape(weight.shape)
+    if needs_grad[0]:
+        grad_cols = grad_rows @ weight.reshape(out_channels, -1)
+        grad_x = col2im(grad_cols, x.shape, kernel_h, kernel_w, stride, padding)
+    return grad_x, grad_weight
+
 # %% nbgrader={"grade": false, "grade_id": "optimized-backend", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
 class OptimizedBackend(ComputeBackend):
@@ -1031,6 +1168,36 @@ class OptimizedBackend(ComputeBackend):
         return layer_out.reshape(*x.shape[:-1], width)
         ### END SOLUTION
 
+    def conv2d(self, x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
+        """Compiled unfold, then one batched GEMM whose result is already NCHW (other dtypes: the base class)."""
+        x, weight = np.asarray(x), np.asarray(weight)
+        if not (x.dtype == weight.dtype and x.dtype in COMPILED_CONV_DTYPES):
+            return super().conv2d(x, weight, stride, padding)
+        out_channels, _, kernel_h, kernel_w = weight.shape
+        out_h, out_w = conv2d_output_shape(x.shape, weight.shape, stride, padding)[2:]
+        cols = unfold_windows(x, kernel_h, kernel_w, stride, padding)
+        flat = np.ascontiguousarray(weight.reshape(out_channels, -1))
+        return np.matmul(flat, cols).reshape(x.shape[0], out_channels, out_h, out_w)
+
+    def conv2d_backward(self, x: np.ndarray, weight: np.ndarray, grad: np.ndarray, stride: int, padding: int,
+                        needs_grad: tuple) -> tuple:
+        """(d x, d weight) of conv2d, each None unless asked for: the same products as module 09, on the layout above."""
+        x, weight, grad = np.asarray(x), np.asarray(weight), np.asarray(grad)
+        out_channels, _, kernel_h, kernel_w = weight.shape
+        if not (x.dtype == weight.dtype == grad.dtype and x.dtype in COMPILED_CONV_DTYPES):
+            return im2col_conv2d_gradients(x, weight, grad, stride, padding, needs_grad)
+        grad_images = np.ascontiguousarray(grad.reshape(grad.shape[0], out_channels, -1))   # (N, O, out_h·out_w)
+        flat_width = weight[0].size
+        grad_x = grad_weight = None
+        if needs_grad[1]:   # one GEMM over the whole batch: (O, N·P) @ (N·P, C·kh·kw)
+            cols = unfold_windows(x, kernel_h, kernel_w, stride, padding, window_major=True).reshape(flat_width, -1)
+            grad_by_channel = np.ascontiguousarray(grad_images.transpose(1, 0, 2)).reshape(out_channels, -1)
+            grad_weight = np.matmul(grad_by_channel, cols.T).reshape(weight.shape)
+        if needs_grad[0]:
+            flat_t = np.ascontiguousarray(weight.reshape(out_channels, -1).T)
+            grad_x = fold_windows(np.matmul(flat_t, grad_images), x.shape, kernel_h, kernel_w, stride, padding)
+        return grad_x, grad_weight
+
 
 # %% nbgrader={"grade": true, "grade_id": "test-optimized-backend", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 def test_unit_optimized_backend_every_kernel_matches_oracle():
@@ -1105,9 +1272,10 @@ test_hidden_optimized_backend_shape_error_names_shapes()
 #   call `deactivate()` on the current backend (if the current matmul backend is one of ours),
 #   plug the new backend's `matmul` into module 03's dispatch point under its name
 #   (`register_matmul`, then `set_matmul_backend`), and its `conv2d` into module 09's
-#   (`register_conv2d`, then `set_conv2d_backend`), route module 02's activations listed in
-#   `ROUTED_ACTIVATIONS` to the backend's methods of the same name (`register_activation_kernel`),
-#   call its `activate()`, and return the name of the previous matmul backend.
+#   (`register_conv2d` with `backward=` the backend's `conv2d_backward`, then
+#   `set_conv2d_backend`), route module 02's activations listed in `ROUTED_ACTIVATIONS` to the
+#   backend's methods of the same name (`register_activation_kernel`), call its `activate()`,
+#   and return the name of the previous matmul backend.
 # * `get_backend()`: the `ComputeBackend` whose name is module 03's current matmul backend; if
 #   module 03 is on a matmul that was registered there directly (not through `set_backend`), a
 #   `RuntimeError` saying so.
@@ -1157,7 +1325,7 @@ def set_backend(name: str) -> str:
     incoming = _BACKENDS[name]
     register_matmul(name, incoming.matmul)
     previous_name = set_matmul_backend(name)
-    register_conv2d(name, incoming.conv2d)
+    register_conv2d(name, incoming.conv2d, backward=incoming.conv2d_backward)
     set_conv2d_backend(name)
     for activation in ROUTED_ACTIVATIONS:
         register_activation_kernel(activation, getattr(incoming, activation))

@@ -3,8 +3,8 @@
 # %% auto #0
 __all__ = ['as_pair', 'window_output_size', 'conv2d_output_shape', 'conv2d_naive', 'im2col', 'col2im', 'conv2d_im2col',
            'register_conv2d', 'set_conv2d_backend', 'get_conv2d_backend', 'available_conv2d_backends', 'conv2d',
-           'conv2d_backward', 'Conv2d', 'pooling_windows', 'max_pool2d', 'avg_pool2d', 'max_pool2d_backward',
-           'avg_pool2d_backward', 'MaxPool2d', 'AvgPool2d', 'Flatten']
+           'conv2d_backward', 'conv2d_backward_on_backend', 'Conv2d', 'pooling_windows', 'max_pool2d', 'avg_pool2d',
+           'max_pool2d_backward', 'avg_pool2d_backward', 'MaxPool2d', 'AvgPool2d', 'Flatten']
 
 # %% ../../modules/09_spatial/spatial_dev.py #cell-2
 import math
@@ -128,17 +128,29 @@ def conv2d_im2col(x: np.ndarray, weight: np.ndarray, stride: int = 1, padding: i
 
 # %% ../../modules/09_spatial/spatial_dev.py #cell-19
 _CONV2D_BACKENDS = {"numpy": conv2d_im2col, "naive": conv2d_naive}   # name -> fn(x, weight, stride, padding)
+_CONV2D_BACKWARDS = {}   # name -> backward(x, weight, grad, stride, padding, needs_grad), for kernels that bring one
 _current_conv2d_backend = "numpy"
 
 
-def register_conv2d(name: str, fn) -> None:
-    """Register fn(x, weight, stride, padding) -> ndarray (N, O, out_h, out_w) as conv2d backend `name`."""
+def register_conv2d(name: str, fn, backward=None) -> None:
+    """Register fn(x, weight, stride, padding) -> ndarray (N, O, out_h, out_w) as conv2d backend `name`.
+
+    backward: None (gradients by conv2d_backward) or backward(x, weight, grad, stride, padding, needs_grad)
+    -> (d x or None, d weight or None), needs_grad a pair of bools for (x, weight).
+    """
     if not (isinstance(name, str) and name):
         raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
     if not callable(fn):
         raise TypeError(f"conv2d backend {name!r} must be a function fn(x, weight, stride, padding), "
                         f"got {type(fn).__name__}")
+    if backward is not None and not callable(backward):
+        raise TypeError(f"the backward of conv2d backend {name!r} must be None or a function "
+                        f"backward(x, weight, grad, stride, padding, needs_grad), got {type(backward).__name__}")
     _CONV2D_BACKENDS[name] = fn
+    if backward is None:   # a new kernel never inherits the backward of the one it replaces
+        _CONV2D_BACKWARDS.pop(name, None)
+    else:
+        _CONV2D_BACKWARDS[name] = backward
 
 
 def set_conv2d_backend(name: str) -> str:
@@ -201,6 +213,20 @@ def conv2d_backward(node: GraphNode, grad: np.ndarray) -> tuple:
     return grad_x, grad_weight, grad_bias
     ### END SOLUTION
 
+# %% ../../modules/09_spatial/spatial_dev.py #cell-26
+@gradient_rule("conv2d")
+def conv2d_backward_on_backend(node: GraphNode, grad: np.ndarray) -> tuple:
+    """conv2d's gradient rule: the current conv2d backend's own backward if it has one, else conv2d_backward."""
+    backward = _CONV2D_BACKWARDS.get(_current_conv2d_backend)
+    if backward is None:
+        return conv2d_backward(node, grad)
+    x, weight = node.arrays()[:2]
+    grad = np.asarray(grad)
+    grad_x, grad_weight = backward(x, weight, grad, node.params["stride"], node.params["padding"],
+                                   tuple(node.needs_grad[:2]))
+    grad_bias = grad.sum(axis=(0, 2, 3)) if node.needs_grad[2] else None
+    return grad_x, grad_weight, grad_bias
+
 # %% ../../modules/09_spatial/spatial_dev.py #conv2d-layer
 class Conv2d:
     """A 2-D convolution layer with He-uniform weights (out, in, kh, kw) and a bias per output channel.
@@ -253,7 +279,7 @@ class Conv2d:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
 
-# %% ../../modules/09_spatial/spatial_dev.py #cell-31
+# %% ../../modules/09_spatial/spatial_dev.py #cell-33
 def pooling_windows(x: np.ndarray, kernel_size, stride, op: str) -> tuple:
     """(rows, out_shape, kernel_hw, stride): each channel's windows as rows of im2col, for pooling."""
     kernel_hw = as_pair(kernel_size, "kernel_size")
@@ -320,7 +346,7 @@ def avg_pool2d_backward(node: GraphNode, grad: np.ndarray) -> tuple:
     return (col2im(grad_rows, (batch * channels, 1, height, width), *kernel_hw, stride=stride).reshape(x.shape),)
     ### END SOLUTION
 
-# %% ../../modules/09_spatial/spatial_dev.py #cell-33
+# %% ../../modules/09_spatial/spatial_dev.py #cell-35
 class MaxPool2d:
     """Max pooling over kernel_size windows; stride defaults to kernel_size."""
 

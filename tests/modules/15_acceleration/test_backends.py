@@ -269,11 +269,16 @@ def test_backend_conv2d_equals_naive_oracle(name, dtype, case):
     np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
 
 
-def test_optimized_conv2d_gemm_uses_a_measured_kernel():
-    backend = OptimizedBackend()
-    x = np.ones((2, 3, 6, 6), np.float32)
-    backend.conv2d(x, np.ones((4, 3, 3, 3), np.float32), 1, 1)
-    assert backend.tuned[((2 * 6 * 6, 27), (27, 4))] in MATMUL_KERNELS    # the im2col GEMM's shape
+def test_conv2d_on_other_dtypes_goes_through_the_base_im2col_gemm():
+    """Integers (and mixed dtypes) skip the compiled unfold: module 09's im2col on the backend's matmul."""
+    rng = np.random.default_rng(4)
+    x, weight = rng.integers(-3, 4, (2, 3, 6, 5)), rng.integers(-2, 3, (4, 3, 3, 2))
+    got = OptimizedBackend().conv2d(x, weight, 2, 1)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, conv2d_naive(x, weight, 2, 1).astype(np.int64))   # exact in integers
+    mixed = OptimizedBackend().conv2d(x.astype(np.float32), weight.astype(np.float64), 1, 0)
+    assert mixed.dtype == np.float64
+    np.testing.assert_allclose(mixed, conv2d_naive(x, weight, 1, 0), rtol=1e-12, atol=1e-12)
 
 
 def small_cnn():
