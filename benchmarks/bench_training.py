@@ -15,14 +15,14 @@ Run with `python -m benchmarks training`. Every ratio comes from numbers measure
 
 from __future__ import annotations
 
-import statistics
 import time
 import tracemalloc
 
 import numpy as np
 
 import tinytorch.core.autograd  # noqa: F401  (backward() on Tensor)
-from benchmarks.harness import blas_threads, median_seconds, print_header, print_table, verdict, write_json
+from benchmarks.training_step import compare_steps
+from benchmarks.harness import blas_threads, print_header, print_table, write_json
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
@@ -183,45 +183,10 @@ def step_table() -> dict:
     twin = make_torch_step(tiny)
     if twin is not None:
         contenders.append(twin)
-    samples = {c.name: [] for c in contenders}
-    for _ in range(ROUNDS):
-        for contender in contenders:
-            # one step per sample: a median of short samples skips the ones another process interrupted
-            samples[contender.name].append(median_seconds(contender, warmup=3, repeats=STEP_REPEATS))
-    seconds = {name: statistics.median(s) for name, s in samples.items()}
-
-    phase_names = ("forward + loss", "backward", "Adam step")
-    phases = {}
-    for contender in contenders:
-        for _ in range(5):
-            contender.phases()      # warm-up
-        timed = np.array([contender.phases() for _ in range(PHASE_STEPS)])
-        phases[contender.name] = np.median(timed, axis=0)
-
-    torch_s = seconds.get("PyTorch CPU")
-    rows = [[name, s * 1e3, s / torch_s if torch_s else "n/a"] for name, s in seconds.items()]
-    print(f"\none training step, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, 1 thread "
-          f"(median over {ROUNDS} alternating rounds of the median of {STEP_REPEATS} single steps)")
-    print_table(["contender", "ms per step", "time / PyTorch"], rows)
-    print(f"\nwhere the time goes (median of {PHASE_STEPS} steps timed phase by phase, ms)")
-    phase_rows = []
-    for index, phase in enumerate(phase_names):
-        row = [phase] + [float(phases[c.name][index]) * 1e3 for c in contenders]
-        if torch_s:
-            row.append(float(phases["tinytorch"][index] / phases["PyTorch CPU"][index]))
-        phase_rows.append(row)
-    print_table(["phase"] + [c.name for c in contenders] + (["ratio"] if torch_s else []), phase_rows)
-
-    record = {"ms_per_step": {n: s * 1e3 for n, s in seconds.items()},
-              "phases_ms": {n: dict(zip(phase_names, (float(v) * 1e3 for v in p))) for n, p in phases.items()}}
-    if torch_s:
-        ratio = seconds["tinytorch"] / torch_s
-        record["tinytorch / pytorch"] = ratio
-        print(verdict("tinytorch training step time / PyTorch CPU time", ratio, TORCH_RATIO_TARGET,
-                      higher_is_better=False))
-    else:
-        print("PyTorch is not installed: only the tinytorch time is shown (pip install torch==2.13.0 to compare)")
-    return record
+    return compare_steps(contenders, model=f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}",
+                         phase_names=("forward + loss", "backward", "Adam step"),
+                         rounds=ROUNDS, step_repeats=STEP_REPEATS, phase_steps=PHASE_STEPS,
+                         step_warmup=3, phase_warmup=5, target=TORCH_RATIO_TARGET)
 
 
 def activation_bytes(model: Sequential, x: Tensor) -> int:

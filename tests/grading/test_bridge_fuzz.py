@@ -23,7 +23,7 @@ import pytest
 
 from grade_jobs import grade_cells, graded_cell
 from tito.sandbox import codec
-from tito.sandbox.channel import BridgeFailure, ProtocolViolation
+from tito.sandbox.channel import BridgeFailure
 from tito.sandbox.endpoint import GRADING_MODULE, Endpoint
 
 HEADER = struct.Struct(">Q")
