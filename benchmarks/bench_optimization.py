@@ -24,16 +24,12 @@ import statistics
 import numpy as np
 
 import tinytorch.core.autograd  # noqa: F401  (backward() on Tensor)
+from benchmarks.digits_models import accuracy, digits, digits_cnn, digits_mlp, train, weight_bytes
 from benchmarks.harness import blas_threads, median_seconds, print_header, print_table, verdict, write_json
-from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Sequential
-from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import AdamW
-from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.training import Trainer, cosine_schedule
-from tinytorch.data.loader import DataLoader, Standardizer, TensorDataset, load_digits_dataset, train_test_split
+from tinytorch.data.loader import DataLoader, TensorDataset
 from tinytorch.optimization.compression import (
     SparseLinear,
     copy_model,
@@ -60,35 +56,6 @@ INT8_BYTES_TARGET = 4.0    # float32 weight bytes / int8 weight bytes
 ROUNDS = 3
 
 
-def digits(as_images: bool):
-    images, labels = load_digits_dataset()
-    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_fraction=0.2, seed=0, stratify=labels)
-    scaler = Standardizer().fit(x_train)
-    x_train, x_test = scaler.apply(x_train), scaler.apply(x_test)
-    if as_images:
-        x_train, x_test = x_train.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
-    return x_train, y_train, x_test, y_test
-
-
-def digits_mlp() -> Sequential:
-    return Sequential(Linear(64, 128, seed=0), ReLU(), Linear(128, 128, seed=1), ReLU(), Linear(128, 10, seed=2))
-
-
-def digits_cnn() -> Sequential:
-    return Sequential(Conv2d(1, 16, 3, padding=1, seed=0), ReLU(), MaxPool2d(2),
-                      Conv2d(16, 32, 3, padding=1, seed=1), ReLU(), MaxPool2d(2), Flatten(), Linear(128, 10, seed=2))
-
-
-def train(model, x, y, epochs: int, lr: float) -> Sequential:
-    """Modules 08/09's recipe: AdamW, cosine schedule with a warm-up epoch, clipping at 5."""
-    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, seed=0)
-    total = epochs * len(loader)
-    Trainer(model, AdamW(model.parameters(), lr=lr, weight_decay=1e-3), CrossEntropyLoss(), loader,
-            schedule=lambda step: cosine_schedule(step, total, lr, min_lr=lr / 100, warmup_steps=len(loader)),
-            max_grad_norm=5.0).fit(epochs)
-    return model
-
-
 def as_sparse(model: Sequential) -> Sequential:
     return Sequential(*[SparseLinear.from_linear(layer) if isinstance(layer, Linear) else layer for layer in model.layers])
 
@@ -102,24 +69,6 @@ def stored_bytes(model: Sequential) -> int:
         elif hasattr(layer, "parameters"):
             total += sum(np.asarray(p.data).nbytes for p in layer.parameters())
     return total
-
-
-def weight_bytes(model: Sequential) -> int:
-    """Bytes of the weight matrices alone (no bias, no scales): float32, int8 codes, or CSR arrays."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, SparseLinear):
-            total += layer.data.nbytes + layer.indices.nbytes + layer.indptr.nbytes
-        elif hasattr(layer, "weight_q"):
-            total += layer.weight_q.nbytes
-        elif isinstance(layer, (Linear, Conv2d)):
-            total += layer.weight.data.nbytes
-    return total
-
-
-def accuracy(model, x, y) -> float:
-    with no_grad():
-        return float(np.mean(model(Tensor(x)).data.argmax(axis=1) == y))
 
 
 def latency(model, x) -> float:

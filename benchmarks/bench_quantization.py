@@ -19,16 +19,10 @@ import time
 
 import numpy as np
 
+from benchmarks.digits_models import accuracy, digits, digits_cnn, digits_mlp, train, weight_bytes
 from benchmarks.harness import blas_description, blas_threads, median_seconds, print_header, print_table, verdict, write_json
-from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Linear, Sequential
-from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import AdamW
-from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.training import Trainer, cosine_schedule
-from tinytorch.data.loader import DataLoader, Standardizer, TensorDataset, load_digits_dataset, train_test_split
 from tinytorch.optimization.quantization import QuantizedLinear, calibrate, model_nbytes, quantize_model
 
 ROUNDS = 5
@@ -36,49 +30,6 @@ REPEATS = 7
 BATCHES = (1, 64)
 ACCURACY_TARGET_POINTS = 1.0     # int8 within 1 point of float
 BYTES_TARGET = 4.0               # weight bytes float32 / int8
-
-
-def digits_split():
-    images, labels = load_digits_dataset()
-    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_fraction=0.2, seed=0, stratify=labels)
-    scaler = Standardizer().fit(x_train)
-    return scaler.apply(x_train), y_train, scaler.apply(x_test), y_test
-
-
-def digits_mlp() -> Sequential:
-    return Sequential(Linear(64, 128, seed=0), ReLU(), Linear(128, 128, seed=1), ReLU(), Linear(128, 10, seed=2))
-
-
-def digits_cnn() -> Sequential:
-    return Sequential(Conv2d(1, 16, 3, padding=1, seed=0), ReLU(), MaxPool2d(2),
-                      Conv2d(16, 32, 3, padding=1, seed=1), ReLU(), MaxPool2d(2), Flatten(),
-                      Linear(32 * 2 * 2, 10, seed=2))
-
-
-def train(model, x, y, epochs: int, lr: float):
-    """AdamW, cosine schedule with a warm-up epoch, clipping at 5: the recipe of modules 08, 09 and 16."""
-    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, seed=0)
-    total = epochs * len(loader)
-    Trainer(model, AdamW(model.parameters(), lr=lr, weight_decay=1e-3), CrossEntropyLoss(), loader,
-            schedule=lambda step: cosine_schedule(step, total, lr, min_lr=lr / 100, warmup_steps=len(loader)),
-            max_grad_norm=5.0).fit(epochs)
-    return model
-
-
-def accuracy(model, x, y) -> float:
-    with no_grad():
-        return float(np.mean(np.argmax(model(Tensor(x)).data, axis=1) == y))
-
-
-def weight_bytes(model) -> int:
-    """Bytes of the weight matrices only (float32 weights, or int8 codes), without biases and scales."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, QuantizedLinear):          # QuantizedConv2d too
-            total += layer.weight_q.nbytes
-        elif isinstance(layer, (Linear, Conv2d)):
-            total += layer.weight.data.nbytes
-    return total
 
 
 def latency(float_model, int8_model, x) -> dict:
@@ -135,7 +86,7 @@ def main() -> None:
     print_header("quantization: digits MLP and CNN, float32 against int8 (module 16)")
     with blas_threads(1):
         print(f"measured with: {blas_description()}")
-        x_train, y_train, x_test, y_test = digits_split()
+        x_train, y_train, x_test, y_test = digits(as_images=False)
         start = time.perf_counter()
         mlp = train(digits_mlp(), x_train, y_train, epochs=20, lr=3e-3)
         cnn = train(digits_cnn(), x_train.reshape(-1, 1, 8, 8), y_train, epochs=15, lr=1e-2)
