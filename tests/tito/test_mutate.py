@@ -85,3 +85,24 @@ def test_a_library_function_handed_to_student_code_is_allowed(exported_ws):
     assert run_tito(exported_ws, "export", "01_alpha").returncode == 0
     result = run_tito(exported_ws, "check", "01_alpha")
     assert result.returncode == 0, str(result)
+
+
+def test_an_unchanged_module_reuses_its_report_and_any_change_grades_again(exported_ws):
+    options = ("mutate", "01_alpha", "-j", "1", "--operators", "constant", "--limit", "2")
+    first = run_tito(exported_ws, *options)
+    assert first.returncode == 0 and "reused" not in first.stdout, str(first)
+    stored = _report(exported_ws)
+    again = run_tito(exported_ws, *options)
+    assert again.returncode == 0 and "01_alpha: nothing it depends on changed since its report: reused" in again.stdout
+    assert _report(exported_ws) == stored
+    # other options are other inputs
+    other = run_tito(exported_ws, "mutate", "01_alpha", "-j", "1", "--operators", "constant", "--limit", "1")
+    assert "reused" not in other.stdout and _report(exported_ws)["graded"] == 1, str(other)
+    assert "reused" in run_tito(exported_ws, "mutate", "01_alpha", "-j", "1", "--operators", "constant",
+                                "--limit", "1").stdout
+    # a changed comment in the module's source is a changed input; so is --fresh
+    edit(exported_ws / toy.ALPHA_SRC, "# Two small functions.", "# Two small functions, reworded.")
+    changed = run_tito(exported_ws, "mutate", "01_alpha", "-j", "1", "--operators", "constant", "--limit", "1")
+    assert "reused" not in changed.stdout and "graded 1/1" in changed.stdout, str(changed)
+    fresh = run_tito(exported_ws, "mutate", "01_alpha", "-j", "1", "--operators", "constant", "--limit", "1", "--fresh")
+    assert "reused" not in fresh.stdout and "graded 1/1" in fresh.stdout, str(fresh)

@@ -12,7 +12,9 @@ from tito.core.console import console
 from tito.core.errors import TitoError
 from tito.core.manifest import select
 from tito.core.mutation_operators import OPERATOR_NAMES
-from tito.core.mutation_run import MutationReport, module_mutants, mutate_module, sample, write_report
+from tito.core.mutation_inputs import inputs_digest
+from tito.core.mutation_run import (MutationReport, module_mutants, mutate_module, sample, stored_report,
+                                     write_report)
 from tito.core.workspace import Workspace
 
 
@@ -51,6 +53,7 @@ def mutate_command(
                                help="leave out analysis cells no graded test needs (the reference must keep full marks)"),
     list_only: bool = typer.Option(False, "--list", help="list the mutants without grading them"),
     show: int = typer.Option(20, "--show", min=0, help="survivors to print per module (the JSON holds all)"),
+    fresh: bool = typer.Option(False, "--fresh", help="grade again even a module whose inputs are unchanged since its report"),
 ) -> None:
     """Grade mutants of each module's solution blocks with the real grader; report survivors and kill rates."""
     ws = Workspace.find()
@@ -65,8 +68,15 @@ def mutate_command(
         return
     reports = []
     for m in modules:
-        report = mutate_module(ws, m, chosen, limit, workers, prune, min_kill,
-                               progress=lambda text: console.print(escape(text)))
+        inputs = inputs_digest(ws, m, {"operators": list(chosen), "limit": limit, "prune": prune})
+        report = None if fresh else stored_report(ws, m.name, inputs)
+        if report is not None:
+            report.min_kill = min_kill
+            console.print(f"{m.name}: nothing it depends on changed since its report: reused (--fresh grades again)")
+        else:
+            report = mutate_module(ws, m, chosen, limit, workers, prune, min_kill,
+                                   progress=lambda text: console.print(escape(text)))
+            report.inputs = inputs
         path = write_report(ws, report)
         show_survivors(report, show)
         console.print(f"report: {path.relative_to(ws.root)}")

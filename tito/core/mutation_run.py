@@ -18,6 +18,7 @@ import copy
 import difflib
 import json
 import math
+import shutil
 import symtable
 import tempfile
 import time
@@ -35,6 +36,7 @@ from tito.core.manifest import Module
 from tito.core.mutation_operators import OPERATOR_NAMES, Mutant, generate_mutants
 from tito.core.source import EXPORT, Source, read_source, without_magics
 from tito.core.workspace import Workspace
+from tito.sandbox.grader import GradeJob
 
 TIMESTAMP = "2026-01-01 00:00:00.000000 UTC"
 REPORT_FOLDER = Path(".tito") / "mutate"
@@ -69,6 +71,7 @@ class MutationReport:
     pruned_cells: int           # analysis cells left out of every mutant notebook
     min_kill: float
     mutants: list[MutantResult]
+    inputs: str = ""            # tito.core.mutation_inputs: what the verdicts depend on
 
     @property
     def kill_rate(self) -> float:
@@ -157,6 +160,34 @@ def needed_cells(notebook) -> set[int]:
     return keep
 
 
+def _stored_names(code: str) -> set[str]:
+    """Names the code assigns, imports or defines, and the objects whose attributes or items it sets."""
+    try:
+        tree = ast.parse(without_magics(code))
+    except SyntaxError:
+        return set()
+    bases = {n.value.id for n in ast.walk(tree)
+             if isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store)
+             and isinstance(n.value, ast.Name)}
+    return global_writes(code) | bases
+
+
+def dependent_cells(notebook, index: int) -> set[int]:
+    """Indices of the code cells whose behaviour a change to cell `index` can reach: that cell, and
+    every cell that reads (at top level or inside a function) a name it, or another such cell, stores."""
+    cells = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    reached, names = {index}, _stored_names(notebook.cells[index].source)
+    changed = True
+    while changed:
+        changed = False
+        for i, c in cells:
+            if i not in reached and global_reads(c.source) & names:
+                reached.add(i)
+                names |= _stored_names(c.source)
+                changed = True
+    return reached
+
+
 def mutant_notebook(base, keep: set[int] | None, replaced: dict[int, str]):
     """A copy of the reference notebook with some cells' code replaced and unneeded code cells left out."""
     notebook = copy.deepcopy(base)
@@ -165,6 +196,12 @@ def mutant_notebook(base, keep: set[int] | None, replaced: dict[int, str]):
     if keep is not None:
         notebook.cells = [c for i, c in enumerate(notebook.cells) if c.cell_type != "code" or i in keep]
     return notebook
+
+
+def _graded_numbers(base, keep: set[int] | None) -> dict[int, int]:
+    """Cell index in the reference notebook -> its number (1-based) in the notebook the grader runs."""
+    kept = [i for i, c in enumerate(base.cells) if keep is None or c.cell_type != "code" or i in keep]
+    return {index: number for number, index in enumerate(kept, 1)}
 
 
 # -- reporting helpers ------------------------------------------------------------------------------
@@ -225,17 +262,17 @@ def _tight_limits(job_limits: dict, baseline_seconds: float) -> dict:
 
 
 def _grade(course: Course, module: Module, package: Path, notebooks: dict[str, object], workers: int,
-           limits: Callable[[dict], dict] | None = None, on_result=None) -> dict:
-    """Grade {student: notebook} with the real grader; {student: GradeResult}."""
+           configure: Callable[[GradeJob], None] | None = None, on_result=None) -> dict:
+    """Grade {student: notebook} with the real grader; {student: GradeResult}. configure(job) adjusts
+    each job first (the mutants' limits and numba seed)."""
     with tempfile.TemporaryDirectory(prefix="tito-mutant-") as folder:
         for student, notebook in notebooks.items():
             path = Path(folder) / f"{student}.ipynb"
             nbformat.write(notebook, path)
             place_submission(course, student, module, path, TIMESTAMP)
     jobs = make_jobs(course, module, list(notebooks), package)
-    if limits:
-        for job in jobs:
-            job.limits = limits(job.limits)
+    for job in jobs if configure else []:
+        configure(job)
     results = {}
     for result in executor_for(workers).run(jobs):
         results[result.student] = result
@@ -263,20 +300,39 @@ def mutate_module(ws: Workspace, module: Module, operators: tuple[str, ...] = OP
         course = Course(ws, Path(scratch) / "course")
         with prerequisite_package(course, module) as package:
             keep = needed_cells(base) if prune else None
-            baseline = _grade(course, module, package, {"reference": mutant_notebook(base, keep, {})}, 1)["reference"]
+            cache = Path(scratch) / "numba-cache"
+            capture = lambda job: setattr(job, "numba_capture", str(cache))  # noqa: E731
+            baseline = _grade(course, module, package, {"reference": mutant_notebook(base, keep, {})}, 1,
+                              capture)["reference"]
             if keep is not None and (baseline.failed or baseline.total < total):
                 say("the reference solution needs the analysis cells to keep full marks: grading full notebooks")
                 keep = None
-                baseline = _grade(course, module, package, {"reference": mutant_notebook(base, None, {})}, 1)["reference"]
+                shutil.rmtree(cache, ignore_errors=True)
+                baseline = _grade(course, module, package, {"reference": mutant_notebook(base, None, {})}, 1,
+                                  capture)["reference"]
             if baseline.failed or baseline.total < total:
                 raise TitoError(f"{module.name}: the reference solution scores {baseline.total:g}/{total:g} "
                                 f"({baseline.failed or baseline.stopped or 'see tito check'}); run `tito check "
                                 f"{module.name}` and fix that first")
             pruned = 0 if keep is None else sum(1 for i, c in enumerate(base.cells)
                                                  if c.cell_type == "code" and i not in keep)
+            seeded = cache.is_dir()
             say(f"{module.name}: {len(mutants)} of {len(all_mutants)} mutants; reference graded in "
-                f"{baseline.seconds:.1f} s ({pruned} analysis cells left out)")
+                f"{baseline.seconds:.1f} s ({pruned} analysis cells left out"
+                f"{'; its compiled numba kernels are reused where the mutant cannot reach them' if seeded else ''})")
             notebooks = {m.id: mutant_notebook(base, keep, {m.cell_index: m.source}) for m in mutants}
+            graded = mutant_notebook(base, keep, {})
+            numbers = _graded_numbers(base, keep)
+            by_id = {m.id: m for m in mutants}
+
+            def configure(job: GradeJob, seed: bool = seeded) -> None:
+                # tight limits, the first lost point decides, and the reference's compiled kernels
+                # except those of the cells the mutant can reach
+                job.limits = _tight_limits(job.limits, baseline.seconds)
+                job.stop_at_first_loss = True
+                if seed:
+                    reach = dependent_cells(graded, numbers[by_id[job.student].cell_index] - 1)
+                    job.numba_seed = {"folder": str(cache), "skip_cells": sorted(i + 1 for i in reach)}
             done = [0]
 
             def tick(result):
@@ -284,8 +340,14 @@ def mutate_module(ws: Workspace, module: Module, operators: tuple[str, ...] = OP
                 if done[0] % 10 == 0 or done[0] == len(mutants):
                     say(f"  graded {done[0]}/{len(mutants)} ({time.monotonic() - started:.0f} s)")
 
-            results = _grade(course, module, package, notebooks, workers,
-                             lambda job_limits: _tight_limits(job_limits, baseline.seconds), tick) if mutants else {}
+            results = _grade(course, module, package, notebooks, workers, configure, tick) if mutants else {}
+            # The seed can only hide a kill (a stale kernel), never make one: every survivor is graded
+            # again compiling everything itself, and that grade is its verdict.
+            survivors = {m: notebooks[m] for m, r in results.items() if not r.failed and r.total >= total}
+            if seeded and survivors:
+                say(f"  {len(survivors)} survivor(s) graded again without the reference's numba cache")
+                results.update(_grade(course, module, package, survivors, workers,
+                                      lambda job: configure(job, seed=False)))
     offsets = cell_first_lines(source)
     where = str(source.path.relative_to(ws.root)) if source.path.is_relative_to(ws.root) else str(source.path)
     judged = []
@@ -297,7 +359,8 @@ def mutate_module(ws: Workspace, module: Module, operators: tuple[str, ...] = OP
         if result is None or result.failed:
             entry.stopped = result.failed if result else "not graded"
         else:
-            entry.failed_cells = sorted(g for g, s in result.scores.items() if s < points[g])
+            entry.failed_cells = [c.grade_id for c in result.cells if c.kind == "test" and c.score < points[c.grade_id]
+                                  and not (c.error or "").startswith("not run")]
             entry.stopped = result.stopped
             entry.status = "killed" if result.total < total else "survived"
             if entry.status == "survived":
@@ -310,9 +373,27 @@ def mutate_module(ws: Workspace, module: Module, operators: tuple[str, ...] = OP
                           round(baseline.seconds, 2), pruned, min_kill, judged)
 
 
+def report_path(ws: Workspace, module: str) -> Path:
+    return ws.root / REPORT_FOLDER / f"{module}.json"
+
+
+def stored_report(ws: Workspace, module: str, inputs: str) -> MutationReport | None:
+    """The stored report of `module` if it was made from exactly these inputs, else None."""
+    try:
+        data = json.loads(report_path(ws, module).read_text(encoding="utf-8"))
+        if data.get("inputs") != inputs:
+            return None
+        data.pop("kill_rate", None)
+        data.pop("ok", None)
+        data["mutants"] = [MutantResult(**m) for m in data["mutants"]]
+        return MutationReport(**data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None       # missing, unreadable or of an older layout: grade again
+
+
 def write_report(ws: Workspace, report: MutationReport) -> Path:
     """The report as JSON under .tito/mutate/ (a build folder: ignored by git, hidden from submissions)."""
-    target = ws.root / REPORT_FOLDER / f"{report.module}.json"
+    target = report_path(ws, report.module)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     return target

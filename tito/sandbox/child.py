@@ -96,9 +96,15 @@ class StudentEndpoint(LimitedEndpoint):
         out = CappedText()
         error = None
         # Each cell is compiled from a real file: tracebacks show its lines, and numba's on-disk
-        # cache (@njit(cache=True)) needs a source file to key on.
+        # cache (@njit(cache=True)) needs a source file to key on. The grader names cells "cell N"
+        # (N: the notebook's numbering), and the file is named after N, so that `tito mutate` can
+        # tell which cached kernels came from which cell (tito.sandbox.numba_cache).
         self.cells_run += 1
-        path = os.path.join(self.cells_dir, f"cell_{self.cells_run:04d}.py")
+        number = name[5:] if name.startswith("cell ") else ""
+        stem = f"cell_{int(number):04d}" if number.isdigit() else f"run_{self.cells_run:04d}"
+        path = os.path.join(self.cells_dir, f"{stem}.py")
+        if os.path.exists(path):     # a name given twice: never overwrite a cell's file
+            path = os.path.join(self.cells_dir, f"run_{self.cells_run:04d}.py")
         self.cell_names[path] = f"In [{name or self.cells_run}]"
         try:
             with open(path, "w", encoding="utf-8") as handle:

@@ -29,7 +29,7 @@ import nbformat
 
 from tito.core.source import without_magics
 from tito.core.workspace import GradingLimits
-from tito.sandbox import launcher
+from tito.sandbox import launcher, numba_cache
 from tito.sandbox.channel import BridgeFailure, ChannelClosed, ChannelTimeout, ProtocolViolation
 from tito.sandbox.endpoint import GRADING_MODULE, TEST_SOURCE_PREFIX
 
@@ -82,6 +82,12 @@ class GradeJob:
     slot: int
     # With --package-tests: {"package_files": {path: code}, "tests": {name: text}} or {"error": why}.
     artifact: dict | None = None
+    # `tito mutate` only: a mutant is killed by its first lost point, so the rest need not run;
+    # the reference's numba cache is captured into numba_capture (a folder) and seeds the mutants'
+    # sandboxes as numba_seed {"folder", "skip_cells"} (tito.sandbox.numba_cache). Never for real grading.
+    stop_at_first_loss: bool = False
+    numba_capture: str | None = None
+    numba_seed: dict | None = None
 
 
 def trusted_import_source(cells: list[str], package: str) -> str:
@@ -303,7 +309,8 @@ def grade_here(job: GradeJob, limits: GradingLimits, report=lambda **event: None
     report(plan=[[i, k, item if k == "test" else None, float(tests[item]["points"]) if k == "test" else 0.0]
                  for i, k, item in plan])
 
-    sandbox = launcher.start(Path(job.package), Path(job.workspace), [Path(p) for p in job.hide], limits, job.slot)
+    sandbox = launcher.start(Path(job.package), Path(job.workspace), [Path(p) for p in job.hide], limits, job.slot,
+                             numba_seed=job.numba_seed)
     report(sandbox={"pid": sandbox.process.pid, "scratch": str(sandbox.scratch)})
     result.isolated = sandbox.isolated
     endpoint = sandbox.endpoint
@@ -346,6 +353,8 @@ def grade_here(job: GradeJob, limits: GradingLimits, report=lambda **event: None
                                                                           hidden_ran)
                     hidden_ran = hidden_ran or ran_hidden
                     outcome.score = 0.0 if outcome.error else outcome.max_score
+                    if outcome.score < outcome.max_score and job.stop_at_first_loss:
+                        result.stopped = f"stopped at the first failed test (cell {index + 1}): the verdict is known"
             except ChannelTimeout:
                 limit = "submission" if time.monotonic() >= submission_deadline else "cell"
                 seconds = limits.submission_timeout if limit == "submission" else limits.cell_timeout
@@ -367,6 +376,9 @@ def grade_here(job: GradeJob, limits: GradingLimits, report=lambda **event: None
             report(outcome=dataclasses.asdict(outcome))
     finally:
         endpoint.channel.deadline = None
+        if job.numba_capture and sandbox.alive():
+            with contextlib.suppress(OSError):    # no capture only costs the mutants their compile time
+                numba_cache.capture(sandbox.process.pid, sandbox.scratch, Path(job.numba_capture))
         sandbox.stop()
     if job.artifact is not None:
         report(cell=-2, seconds=limits.submission_timeout)

@@ -34,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from tito.core.workspace import GradingLimits
+from tito.sandbox import numba_cache
 from tito.sandbox.endpoint import Endpoint
 
 UID_BASE = 100_000              # sandbox uids (root mode): one per live sandbox, on the whole host
@@ -233,10 +234,12 @@ def _runtime_view():
 
 
 def start(package_source: Path, workspace: Path, hide: list[Path], limits: GradingLimits, slot: int,
-          package_files: dict[str, str] | None = None, work_files: dict[str, str] | None = None) -> Sandbox:
+          package_files: dict[str, str] | None = None, work_files: dict[str, str] | None = None,
+          numba_seed: dict | None = None) -> Sandbox:
     """Start a limited process whose `tinytorch` is a compiled copy of package_source (prerequisites only).
 
     package_files / work_files: extra files (relative path -> text) for its package / its work folder.
+    numba_seed: `tito mutate` only, {"folder", "skip_cells"}: a numba cache to start from (numba_cache.seed).
     hide: kept for callers; with the allowlist nothing outside it is visible in any case.
     slot: unused since uids are allocated host-wide (kept for callers).
     """
@@ -249,6 +252,8 @@ def start(package_source: Path, workspace: Path, hide: list[Path], limits: Gradi
         for relative, text in (files or {}).items():
             (base / relative).parent.mkdir(parents=True, exist_ok=True)
             (base / relative).write_text(text, encoding="utf-8")
+    if numba_seed:
+        numba_cache.seed(Path(numba_seed["folder"]), scratch, list(numba_seed.get("skip_cells", [])))
     uid, lock_fd = allocate_uid() if mode == "root" else (os.getuid(), None)
     config = {
         "isolate": mode != "none",
@@ -264,7 +269,7 @@ def start(package_source: Path, workspace: Path, hide: list[Path], limits: Gradi
     python_path = str(package_root) + (f"{os.pathsep}{TITO_INSIDE}" if mode != "none" else "")
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin", "HOME": str(scratch / "work"),
                 "PYTHONPATH": python_path, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-                "TITO_AUTOGRADING": "1", "NUMBA_CACHE_DIR": str(scratch / "work" / ".numba"), "TMPDIR": str(scratch / "work")})
+                "TITO_AUTOGRADING": "1", "NUMBA_CACHE_DIR": str(scratch / numba_cache.CACHE), "TMPDIR": str(scratch / "work")})
     child = [sys.executable, "-m", "tito.sandbox.child", json.dumps(config)]
     fds = [3, 4]
     if mode == "none":
