@@ -432,8 +432,14 @@ def test_unit_vectorized_operations_shape_error():
     else:
         raise AssertionError("different shapes must raise ValueError")
 
+def test_unit_vectorized_operations_lists():
+    got = vectorized_operations([1.0, 2.0], [3.0, 5.0])
+    np.testing.assert_array_equal(got["multiply"], [3.0, 10.0])
+    np.testing.assert_array_equal(got["squared_difference"], [4.0, 9.0])
+
 test_unit_vectorized_operations()
 test_unit_vectorized_operations_shape_error()
+test_unit_vectorized_operations_lists()
 ### BEGIN HIDDEN TESTS
 def test_hidden_vectorized_operations_hand_values():
     got = vectorized_operations(np.array([1.0, 2.0, 3.0]), np.array([4.0, 6.0, 3.0]))
@@ -758,6 +764,17 @@ def test_hidden_cache_friendly_matmul_views_and_float64():
     np.testing.assert_array_equal(cache_friendly_matmul(ints, ints.T, block_size=2), ints @ ints.T)
 
 test_hidden_cache_friendly_matmul_views_and_float64()
+
+def test_hidden_matmul_tile_stays_inside_its_views():
+    # Compiled code does not check indices (numba's default), so a view one element short still
+    # "works" there by writing past its end. As plain Python (.py_func) every index is checked.
+    rng = np.random.default_rng(7)
+    A, B = rng.standard_normal((9, 10)), rng.standard_normal((10, 11))
+    C = np.zeros((9, 11))
+    _matmul_tile.py_func(A, B, C, 0, 9, 0, 10, 0, 11)
+    _matmul_tile.py_func(A, B, C, 1, 9, 2, 10, 3, 11)
+
+test_hidden_matmul_tile_stays_inside_its_views()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1327,6 +1344,32 @@ def test_hidden_int8_matmul_minus_128_and_blocks():
         np.testing.assert_array_equal(int8_matmul(qA, qB, block_size=block), expected)
 
 test_hidden_int8_matmul_minus_128_and_blocks()
+
+def test_hidden_int8_matmul_limits_and_views():
+    for qA, qB in [(np.ones((2, 3), np.int8), np.ones((2, 3), np.int8)), (np.ones(3, np.int8), np.ones((3, 1), np.int8))]:
+        try:
+            int8_matmul(qA, qB)
+        except ValueError:
+            continue
+        raise AssertionError(f"{qA.shape} @ {qB.shape} must raise ValueError")
+    k = MAX_EXACT_INNER                         # exactly at the limit: still exact, no error
+    assert int8_matmul(np.full((1, k), -128, np.int8), np.full((k, 1), -128, np.int8))[0, 0] == k * 128 * 128
+    for bad in (0, -1):
+        try:
+            int8_matmul(np.ones((2, 2), np.int8), np.ones((2, 2), np.int8), block_size=bad)
+        except ValueError as err:
+            assert "block_size" in str(err), err
+        else:
+            raise AssertionError(f"block_size={bad} must raise ValueError")
+    # as plain Python (.py_func) every index is checked: a view one element short is an error
+    rng = np.random.default_rng(17)
+    qA = rng.integers(-128, 128, size=(9, 10)).astype(np.int8)
+    qB = rng.integers(-128, 128, size=(10, 11)).astype(np.int8)
+    C = np.zeros((9, 11), np.int32)
+    _int8_tile.py_func(qA, qB, C, 0, 9, 0, 10, 0, 11)
+    _int8_tile.py_func(qA, qB, C, 1, 9, 2, 10, 3, 11)
+
+test_hidden_int8_matmul_limits_and_views()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1524,7 +1567,11 @@ def test_unit_final_performance_test_table():
         np.testing.assert_allclose(row["rate"] * row["time_us"] * 1e3, amount, rtol=1e-9)
     for name in ("matmul_baseline", "ikj_matmul", "cache_friendly_matmul", "parallel_matmul (all threads)"):
         assert by_name[name]["max_abs_error"] < 1e-3, by_name[name]
-    assert by_name["quantized_matmul"]["max_abs_error"] < 1.0          # int8 rounding, not garbage
+    assert 1e-3 < by_name["quantized_matmul"]["max_abs_error"] < 1.0   # int8 rounding: the largest error, not garbage
+    assert by_name["NumPy BLAS, 1 thread"]["max_abs_error"] == 0 and by_name["np.copyto"]["max_abs_error"] == 0
+    units = {row["kernel"]: row["unit"] for row in rows}
+    assert units["quantized_matmul"] == "G op/s" and units["ikj_matmul"] == "GFLOP/s", units
+    assert all(units[name] == "GB/s" for name in RELU_ROWS), units
     assert by_name["vectorized_relu"]["max_abs_error"] == 0 and by_name["parallel_relu"]["max_abs_error"] == 0
 
 test_unit_final_performance_test_table()
