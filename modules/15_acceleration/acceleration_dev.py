@@ -591,6 +591,15 @@ def test_hidden_tiled_matmul_errors_and_integer_exactness():
 
 
 test_hidden_tiled_matmul_errors_and_integer_exactness()
+
+
+def test_hidden_tiled_matmul_checks_before_looping():
+    assert "tile_size" in expect_error(ValueError, tiled_matmul, np.ones((2, 2)), np.ones((2, 2)), tile_size=0)
+    expect_error(ValueError, tiled_matmul, np.ones((2, 2)), np.ones((2, 2)), tile_size=-3)   # no empty loop, no zeros
+    expect_error(ValueError, tiled_matmul, np.ones((2, 3)), np.ones(3))                      # b is 1-D
+
+
+test_hidden_tiled_matmul_checks_before_looping()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1497,6 +1506,27 @@ def test_hidden_get_backend_refuses_foreign_matmul():
 
 
 test_hidden_get_backend_refuses_foreign_matmul()
+
+
+def test_hidden_set_backend_calls_the_hooks_and_routes_conv2d():
+    events = []
+    hooked = NumpyBackend()
+    hooked.name = "hooked"
+    hooked.activate = lambda: events.append("activate")
+    hooked.deactivate = lambda: events.append("deactivate")
+    register_backend(hooked)
+    try:
+        set_backend("hooked")
+        assert events == ["activate"], events
+        assert set_conv2d_backend("hooked") == "hooked"          # conv2d was routed to it as well
+        set_backend("naive")
+        assert events == ["activate", "deactivate"], events
+        assert set_conv2d_backend("naive") == "naive"
+    finally:
+        set_backend("numpy")
+
+
+test_hidden_set_backend_calls_the_hooks_and_routes_conv2d()
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-benchmark-and-forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -1547,6 +1577,37 @@ def test_hidden_backend_forward_fuses_the_epilogue():
 
 
 test_hidden_backend_forward_fuses_the_epilogue()
+
+
+def test_hidden_backend_forward_unfused_layers_and_biases():
+    # a lone ReLU, a nested Sequential (run as a layer), Linear after Linear, a final fused GELU
+    model = Sequential(ReLU(), Linear(6, 5, seed=3), Sequential(Linear(5, 4, seed=4), ReLU()), Linear(4, 4, seed=5),
+                       Linear(4, 3, seed=6), GELU())
+    linears = [model.layers[1], model.layers[2].layers[0], model.layers[3], model.layers[4]]
+    rng = np.random.default_rng(8)
+    for layer in linears:                 # biases are zero at first: make leaving one out visible
+        layer.bias = Tensor(rng.standard_normal(layer.weight.shape[1]).astype(np.float32))
+    w = [(layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)) for layer in linears]
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    h = np.where(x > 0, x, 0.0)
+    h = h @ w[0][0] + w[0][1]
+    h = np.where(h @ w[1][0] + w[1][1] > 0, h @ w[1][0] + w[1][1], 0.0)
+    h = h @ w[2][0] + w[2][1]
+    expected = gelu_oracle(h @ w[3][0] + w[3][1])
+    no_bias = Linear(6, 3, bias=False, seed=9)
+    try:
+        for name in ("naive", "optimized"):
+            set_backend(name)
+            for given in (x, Tensor(x)):
+                np.testing.assert_allclose(backend_forward(model, given).data, expected, rtol=1e-4, atol=1e-5,
+                                           err_msg=name)
+            np.testing.assert_allclose(backend_forward(no_bias, x).data, x @ no_bias.weight.data.astype(np.float64),
+                                       rtol=1e-4, atol=1e-5, err_msg=name)
+    finally:
+        set_backend("numpy")
+
+
+test_hidden_backend_forward_unfused_layers_and_biases()
 ### END HIDDEN TESTS
 
 # %% [markdown]
