@@ -58,8 +58,12 @@ def test_regenerated_weights_match_the_shipped_ones(regenerated, task_name):
         for name in shipped.files:
             if name == "meta":
                 continue
-            # bit-identical with the same BLAS kernel; another kernel may round float32 sums differently
-            np.testing.assert_allclose(fresh[name], shipped[name], rtol=1e-3, atol=1e-4, err_msg=name)
+            # Another BLAS kernel rounds float32 sums differently and 20 epochs carry that on: one
+            # weight in 16384 moved 1.5e-4 on CI, so no elementwise bound is safe. Each tensor's
+            # relative distance is: 1.5e-5 to 1.4e-4 across the OpenBLAS Haswell and Katmai
+            # kernels, while the recipe one epoch short is 1.8e-3 to 2e-1 away.
+            distance = np.linalg.norm(fresh[name] - shipped[name]) / np.linalg.norm(shipped[name])
+            assert distance < 1e-3, f"{name} is {distance:.1e} (relative) from the shipped one"
         fresh_meta = fresh["meta"].tobytes().decode()
         shipped_meta = shipped["meta"].tobytes().decode()
     assert json.loads(fresh_meta)["held_out_accuracy"] == pytest.approx(json.loads(shipped_meta)["held_out_accuracy"], abs=1.5 / 359)
