@@ -48,6 +48,9 @@
 #
 # Correctness is tested against an oracle (the naive backend, NumPy, or a formula). Speed is only
 # *measured*, in the analysis cells on your machine and in `benchmarks/bench_acceleration.py`.
+#
+# Like NumPy's own functions, every function and backend method you write here takes anything
+# `np.asarray` takes (a nested list too) and converts it first, then checks it.
 
 # %%
 #| default_exp optimization.acceleration
@@ -167,7 +170,15 @@ def test_hidden_vectorized_matmul_float32_and_plain_2d():
     assert "(3,)" in message
 
 
+def test_hidden_vectorized_matmul_names_the_inner_sizes_and_takes_lists():
+    message = expect_error(ValueError, vectorized_matmul, np.ones((3, 4)), np.ones((5, 2)))
+    rest = message.replace("(3, 4)", "").replace("(5, 2)", "")   # the sizes apart from the two shapes
+    assert re.search(r"\b4\b", rest) and re.search(r"\b5\b", rest), f"both inner sizes, 4 and 5: {message!r}"
+    np.testing.assert_array_equal(vectorized_matmul([[1, 2], [3, 4]], [[1], [1]]), [[3], [7]])
+
+
 test_hidden_vectorized_matmul_float32_and_plain_2d()
+test_hidden_vectorized_matmul_names_the_inner_sizes_and_takes_lists()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -403,6 +414,7 @@ def test_hidden_fused_gelu_rejects_float64_and_handles_extremes():
     np.testing.assert_array_equal(y[:4], np.array([0.0, 1e4, 0.0, 3e38], dtype=np.float32))
     assert abs(y[4]) <= 1e-30 and y[5] == np.inf and np.isnan(y[6])
     assert fused_gelu(np.zeros((0, 3), dtype=np.float32)).shape == (0, 3)
+    assert "float32" in expect_error(TypeError, fused_gelu, [0.5, 1.0])   # a list of floats is float64
 
 
 test_hidden_fused_gelu_rejects_float64_and_handles_extremes()
@@ -597,6 +609,7 @@ def test_hidden_tiled_matmul_checks_before_looping():
     assert "tile_size" in expect_error(ValueError, tiled_matmul, np.ones((2, 2)), np.ones((2, 2)), tile_size=0)
     expect_error(ValueError, tiled_matmul, np.ones((2, 2)), np.ones((2, 2)), tile_size=-3)   # no empty loop, no zeros
     expect_error(ValueError, tiled_matmul, np.ones((2, 3)), np.ones(3))                      # b is 1-D
+    np.testing.assert_array_equal(tiled_matmul([[1, 2], [3, 4]], [[1], [1]], tile_size=1), [[3], [7]])
 
 
 test_hidden_tiled_matmul_checks_before_looping()
@@ -895,6 +908,10 @@ def test_hidden_reference_backends_float64_and_3d():
     images, kernels = np.random.default_rng(3).standard_normal((2, 2, 5, 4)), np.random.default_rng(4).standard_normal((3, 2, 3, 2))
     np.testing.assert_allclose(NumpyBackend().conv2d(images, kernels, 2, 1), NaiveBackend().conv2d(images, kernels, 2, 1),
                                rtol=1e-10, atol=1e-10)
+    for backend in (NaiveBackend(), NumpyBackend()):
+        np.testing.assert_array_equal(backend.relu([-1.5, 0.0, 2.5]), [0.0, 0.0, 2.5])
+        np.testing.assert_allclose(backend.gelu([-1.5, 0.0, 2.5]), gelu_oracle(np.array([-1.5, 0.0, 2.5])), rtol=1e-12)
+        np.testing.assert_array_equal(backend.matmul([[1.0, 2.0]], [[3.0], [4.0]]), [[11.0]])
 
 
 test_hidden_reference_backends_float64_and_3d()
@@ -1269,7 +1286,23 @@ def test_hidden_optimized_backend_shape_error_names_shapes():
     np.testing.assert_allclose(backend.linear(x.astype(np.float64), weight, np.ones(5), "relu"), np.full((2, 3, 5), 5.0))
 
 
+def test_hidden_optimized_backend_lists_and_float64_accuracy():
+    backend = OptimizedBackend()
+    np.testing.assert_array_equal(backend.matmul([[1.0, 2.0]], [[3.0], [4.0]]), [[11.0]])
+    np.testing.assert_allclose(backend.gelu([-1.5, 0.0, 2.5]), gelu_oracle(np.array([-1.5, 0.0, 2.5])), rtol=1e-12)
+    np.testing.assert_allclose(backend.linear([[1.0, 2.0]], [[3.0], [4.0]], None, "relu"), [[11.0]])
+    # operands that are not both float32 take the base class's float64 path, not the float32 epilogue
+    rng = np.random.default_rng(12)
+    x64, w64, b64 = rng.standard_normal((5, 7)), rng.standard_normal((7, 4)), rng.standard_normal(4)
+    for weight in (w64, w64.astype(np.float32)):
+        got = backend.linear(x64, weight, b64, "gelu")
+        expected = gelu_oracle(np.einsum("bi,io->bo", x64, weight.astype(np.float64)) + b64)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=str(weight.dtype))
+
+
 test_hidden_optimized_backend_shape_error_names_shapes()
+test_hidden_optimized_backend_lists_and_float64_accuracy()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1608,6 +1641,30 @@ def test_hidden_backend_forward_unfused_layers_and_biases():
 
 
 test_hidden_backend_forward_unfused_layers_and_biases()
+
+
+class TensorOnlyLayer:
+    """A layer backend_forward does not know: it must be called on a Tensor, as module 03's layers are."""
+
+    def __call__(self, x):
+        assert isinstance(x, Tensor), f"other layers are called on a Tensor, got {type(x).__name__}"
+        return Tensor(x.data * 2)
+
+
+def test_hidden_backend_forward_wraps_arrays_and_benchmark_times_the_block():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for given in (x, Tensor(x)):
+        out = backend_forward(Sequential(TensorOnlyLayer(), ReLU()), given)
+        assert isinstance(out, Tensor)
+        np.testing.assert_array_equal(out.data, 2 * x)
+    outer_start = time.perf_counter()
+    with benchmark(trace_memory=False) as measured:
+        sum(range(10_000))
+    outer_span = time.perf_counter() - outer_start
+    assert 0 <= measured.seconds <= outer_span, f"the block took at most {outer_span} s, not {measured.seconds} s"
+
+
+test_hidden_backend_forward_wraps_arrays_and_benchmark_times_the_block()
 ### END HIDDEN TESTS
 
 # %% [markdown]
