@@ -629,9 +629,11 @@ def test_hidden_leak_check_arguments_and_tracing_state():
         raise AssertionError("leak_check must stop the tracing it started")
     with profiler.track() as outer:
         kept = profiler.measure(np.ones, 2**17)
-        profiler.leak_check(np.arange, 10, calls=2)
+        inside = profiler.leak_check(np.arange, 10, calls=2)
         take_snapshot()                                   # a leak check inside a block leaves its tracing on
     assert kept.result.nbytes == 2**20 and outer.net_bytes >= 2**20
+    # counted from what was traced when the check began: the 1 MiB kept before it is not retained by fn
+    assert all(abs(r) < 2**16 for r in inside.retained_bytes), inside.retained_bytes
 
 
 test_hidden_leak_check_one_time_cache_is_not_a_leak()
@@ -1202,6 +1204,43 @@ def test_hidden_profiler_min_time_and_exception_propagates():
 
 
 test_hidden_profiler_min_time_and_exception_propagates()
+
+
+class CountingLeaf:
+    """A leaf layer of the test's own: counts its calls, counts its own FLOPs, has no parameters()."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return x
+
+    def flop_count(self, x, y):
+        return (3, 0)
+
+
+def test_hidden_profiler_honours_warmup_iterations_min_time_and_the_clock():
+    x = Tensor(np.ones((2, 3), dtype=np.float32))
+    profiler = Profiler(clock=scripted_clock(range(0, 10**12, 2_000_000)))   # each read 2 ms after the last
+    leaf = CountingLeaf()
+    assert profiler.count_parameters(leaf) == 0, "a layer without parameters() has 0 parameters"
+    stats = profiler.measure_latency(leaf, x, warmup=1, iterations=4)
+    assert (leaf.calls, len(stats.samples_s)) == (1 + 4, 4), "1 warm-up call and 4 timed ones"
+    leaf.calls = 0
+    rows = profiler.profile_layers(Sequential(leaf), x, warmup=1, iterations=3)
+    assert leaf.calls == 1 + 1 + 3, "the traced forward, 1 warm-up call and 3 timed ones"
+    assert (rows[0].parameters, rows[0].flops) == (0, 3)
+    assert rows[0].bytes_moved_estimate == 2 * x.data.nbytes   # input and output, no parameter bytes
+    leaf.calls = 0
+    profiler.profile_layers(Sequential(leaf), x, warmup=0, iterations=1, min_time_s=0.005)
+    assert leaf.calls > 2, "min_time_s batches calls until 5 ms of clock time have passed"
+    with Profiler(clock=scripted_clock([5_000_000, 12_000_000])) as p:
+        pass
+    assert abs(p.elapsed_s - 0.007) < 1e-15, "elapsed is the difference of the two clock readings"
+
+
+test_hidden_profiler_honours_warmup_iterations_min_time_and_the_clock()
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1382,6 +1421,27 @@ def test_hidden_roofline_at_ridge_and_real_ceilings_positive():
 
 
 test_hidden_roofline_at_ridge_and_real_ceilings_positive()
+
+
+def test_hidden_roofline_zero_and_tiny_roofs_and_ceilings_repeats():
+    roofs = MachineCeilings(blas_gflops_1thread=100.0, copy_gbs=10.0)
+    idle = roofline_point(flops=0.0, bytes_moved=1e6, seconds=1e-3, ceilings=roofs)
+    assert (idle.attainable_gflops, idle.fraction_of_roof, idle.bound) == (0.0, 0.0, "memory")
+    sparse = roofline_point(flops=1e4, bytes_moved=1e6, seconds=1e-3, ceilings=roofs)   # 0.01 FLOP/B
+    assert abs(sparse.attainable_gflops - 0.1) < 1e-12 and abs(sparse.fraction_of_roof - 0.1) < 1e-9
+    reads = []
+
+    def counting_clock():
+        reads.append(None)
+        return len(reads) * 1_000_000
+
+    measure_ceilings(matmul_n=8, copy_bytes=2**12, repeats=2, clock=counting_clock)
+    with_two = len(reads)
+    measure_ceilings(matmul_n=8, copy_bytes=2**12, repeats=4, clock=counting_clock)
+    assert len(reads) - with_two > with_two, "4 repeats read the clock more often than 2"
+
+
+test_hidden_roofline_zero_and_tiny_roofs_and_ceilings_repeats()
 ### END HIDDEN TESTS
 
 # %% [markdown]
